@@ -1,0 +1,527 @@
+package campaigns
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// ConsentState says whether a customer may be emailed.
+type ConsentState string
+
+const (
+	Subscribed   ConsentState = "subscribed"
+	Unsubscribed ConsentState = "unsubscribed"
+	Bounced      ConsentState = "bounced"
+	SpamReported ConsentState = "spam_reported"
+)
+
+// Customer is a person or company on the relationship ladder.
+type Customer struct {
+	ID               int64        `json:"id"`
+	ExternalID       *string      `json:"external_id"`
+	Name             string       `json:"name"`
+	Email            string       `json:"email"`
+	Company          string       `json:"company"`
+	MetroArea        string       `json:"metro_area"`
+	MetroKey         string       `json:"-"`
+	AnnualSpendCents int64        `json:"annual_spend_cents"`
+	Level            Level        `json:"level"`
+	OwnerID          *int64       `json:"owner_id"`
+	Owner            *User        `json:"-" gorm:"foreignKey:OwnerID"`
+	Phone            string       `json:"phone"`
+	ConsentState     ConsentState `json:"consent_state"`
+	ConsentChangedAt *time.Time   `json:"consent_changed_at"`
+	ConsentReason    string       `json:"consent_reason"`
+	LastContactedAt  *time.Time   `json:"last_contacted_at"`
+	CreatedAt        time.Time    `json:"created_at"`
+	UpdatedAt        time.Time    `json:"updated_at"`
+}
+
+// Contactable reports whether the customer may receive marketing email.
+func (c *Customer) Contactable() bool { return c.ConsentState == Subscribed }
+
+// MetroKey is how metro areas are compared: case- and space-insensitively.
+func MetroKey(s string) string { return strings.ToLower(strings.Join(strings.Fields(s), " ")) }
+
+// tidy trims and collapses inner whitespace: the display form of a metro.
+func tidy(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// CustomerInput is one customer as an import row or API call describes it.
+// A nil field leaves the stored value as it is.
+type CustomerInput struct {
+	ExternalID       string  `json:"external_id"`
+	Name             string  `json:"name"`
+	Email            string  `json:"email"`
+	Company          *string `json:"company"`
+	MetroArea        *string `json:"metro_area"`
+	AnnualSpendCents *int64  `json:"annual_spend_cents"`
+	Level            *Level  `json:"level"`
+	OwnerEmail       string  `json:"owner_email"`
+	OwnerID          *int64  `json:"owner_id"`
+	Phone            *string `json:"phone"`
+}
+
+const (
+	maxNameLen  = 200
+	maxFieldLen = 200
+)
+
+// normalize trims the input and checks each field.
+func (in *CustomerInput) normalize() Invalid {
+	v := Invalid{}
+	in.ExternalID = strings.TrimSpace(in.ExternalID)
+	in.Name = tidy(in.Name)
+	if len(in.ExternalID) > 100 {
+		v.Add("external_id", "is longer than 100 characters")
+	}
+	if in.Name == "" {
+		v.Add("name", "is required")
+	} else if len(in.Name) > maxNameLen {
+		v.Add("name", "is longer than %d characters", maxNameLen)
+	}
+	if e, err := NormalizeEmail(in.Email); err != nil {
+		v.Add("email", "%q %s", strings.TrimSpace(in.Email), err.Error())
+	} else {
+		in.Email = e
+	}
+	for field, p := range map[string]*string{"company": in.Company, "metro_area": in.MetroArea, "phone": in.Phone} {
+		if p != nil {
+			*p = tidy(*p)
+			if len(*p) > maxFieldLen {
+				v.Add(field, "is longer than %d characters", maxFieldLen)
+			}
+		}
+	}
+	if in.AnnualSpendCents != nil && *in.AnnualSpendCents < 0 {
+		v.Add("annual_spend_cents", "must not be negative")
+	}
+	if in.Level != nil && !in.Level.Valid() {
+		v.Add("level", "must be 1-7 or a level name")
+	}
+	in.OwnerEmail = strings.ToLower(strings.TrimSpace(in.OwnerEmail))
+	return v
+}
+
+// Outcome is what an upsert did with one input.
+type Outcome string
+
+const (
+	Inserted  Outcome = "inserted"
+	Updated   Outcome = "updated"
+	Unchanged Outcome = "unchanged"
+	Rejected  Outcome = "rejected"
+)
+
+// UpsertResult is the outcome of one upsert.
+type UpsertResult struct {
+	Outcome  Outcome
+	Customer *Customer
+	Err      error    // why a row was rejected
+	Warnings []string // accepted, with a caveat (an unknown owner)
+}
+
+// UpsertMeta says who upserts and why, for the ledger.
+type UpsertMeta struct {
+	Actor  string // "ana@example.com", "cli"
+	Source string // "import:12", "api"
+	Rule   string // RuleImport or RuleAPI
+}
+
+// UpsertCustomer creates or updates one customer, matched by external_id,
+// else by email. A level given here only raises: lowering takes SetLevel.
+func (s *Store) UpsertCustomer(ctx context.Context, in CustomerInput, meta UpsertMeta) (UpsertResult, error) {
+	owners := newOwnerCache(s)
+	var res []UpsertResult
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var err error
+		res, err = s.upsertBatch(ctx, tx, []CustomerInput{in}, meta, owners)
+		return err
+	})
+	if err != nil {
+		return UpsertResult{}, err
+	}
+	if res[0].Outcome == Rejected {
+		return res[0], res[0].Err
+	}
+	return res[0], nil
+}
+
+// ownerCache resolves owner emails to user ids once per import.
+type ownerCache struct {
+	s     *Store
+	byKey map[string]*int64
+}
+
+func newOwnerCache(s *Store) *ownerCache { return &ownerCache{s: s, byKey: map[string]*int64{}} }
+
+func (o *ownerCache) lookup(ctx context.Context, email string) (*int64, error) {
+	if id, ok := o.byKey[email]; ok {
+		return id, nil
+	}
+	u, err := o.s.UserByEmail(ctx, email)
+	if err != nil && ErrorCode(err) != ENOTFOUND {
+		return nil, err
+	}
+	var id *int64
+	if u != nil {
+		id = &u.ID
+	}
+	o.byKey[email] = id
+	return id, nil
+}
+
+// upsertBatch matches every input against stored customers with one query,
+// inserts the new ones in bulk and updates the changed ones. Rows that fail
+// validation are rejected without touching the others. A database error
+// fails the whole batch (the caller retries it row by row).
+func (s *Store) upsertBatch(ctx context.Context, tx *gorm.DB, ins []CustomerInput, meta UpsertMeta, owners *ownerCache) ([]UpsertResult, error) {
+	out := make([]UpsertResult, len(ins))
+	var exts, emails []string
+	for i := range ins {
+		if v := ins[i].normalize(); len(v) > 0 {
+			out[i] = UpsertResult{Outcome: Rejected, Err: v.Err()}
+			continue
+		}
+		if ins[i].ExternalID != "" {
+			exts = append(exts, ins[i].ExternalID)
+		}
+		emails = append(emails, ins[i].Email)
+	}
+	var found []*Customer
+	if len(emails) > 0 {
+		q := tx.Where("email IN ?", emails)
+		if len(exts) > 0 {
+			q = tx.Where("email IN ? OR external_id IN ?", emails, exts)
+		}
+		if err := q.Find(&found).Error; err != nil {
+			return nil, err
+		}
+	}
+	byExt := make(map[string]*Customer, len(found))
+	byEmail := make(map[string]*Customer, len(found))
+	for _, c := range found {
+		if c.ExternalID != nil {
+			byExt[*c.ExternalID] = c
+		}
+		byEmail[c.Email] = c
+	}
+	now := s.now()
+	var created []*Customer
+	type pendingUpdate struct {
+		c       *Customer
+		fields  map[string]any
+		raiseTo Level
+	}
+	var updates []pendingUpdate
+	for i := range ins {
+		if out[i].Outcome == Rejected {
+			continue
+		}
+		in := &ins[i]
+		var warnings []string
+		ownerID := in.OwnerID
+		if ownerID == nil && in.OwnerEmail != "" {
+			id, err := owners.lookup(ctx, in.OwnerEmail)
+			if err != nil {
+				return nil, err
+			}
+			if id == nil {
+				warnings = append(warnings, fmt.Sprintf("owner_email %s is not a user; the customer is left without an owner", in.OwnerEmail))
+			}
+			ownerID = id
+		}
+		var c *Customer
+		if in.ExternalID != "" {
+			c = byExt[in.ExternalID]
+		}
+		other := byEmail[in.Email]
+		switch {
+		case c == nil && other != nil && other.ExternalID != nil && in.ExternalID != "":
+			out[i] = UpsertResult{Outcome: Rejected, Err: &Error{Code: ECONFLICT, Message: "email belongs to another customer",
+				Fields: map[string]string{"email": fmt.Sprintf("%s already belongs to customer %s", in.Email, *other.ExternalID)}}}
+			continue
+		case c == nil:
+			c = other // matched by email (and adopts the external id, if any)
+		case other != nil && other != c:
+			out[i] = UpsertResult{Outcome: Rejected, Err: &Error{Code: ECONFLICT, Message: "email belongs to another customer",
+				Fields: map[string]string{"email": fmt.Sprintf("%s already belongs to another customer (id %d)", in.Email, other.ID)}}}
+			continue
+		}
+		if c == nil {
+			nc := &Customer{Name: in.Name, Email: in.Email, Level: LevelRecord, OwnerID: ownerID,
+				ConsentState: Subscribed, CreatedAt: now, UpdatedAt: now}
+			if in.ExternalID != "" {
+				ext := in.ExternalID
+				nc.ExternalID = &ext
+			}
+			if in.Company != nil {
+				nc.Company = *in.Company
+			}
+			if in.MetroArea != nil {
+				nc.MetroArea, nc.MetroKey = *in.MetroArea, MetroKey(*in.MetroArea)
+			}
+			if in.Phone != nil {
+				nc.Phone = *in.Phone
+			}
+			if in.AnnualSpendCents != nil {
+				nc.AnnualSpendCents = *in.AnnualSpendCents
+			}
+			if in.Level != nil {
+				nc.Level = *in.Level
+			}
+			created = append(created, nc)
+			if nc.ExternalID != nil {
+				byExt[*nc.ExternalID] = nc
+			}
+			byEmail[nc.Email] = nc
+			out[i] = UpsertResult{Outcome: Inserted, Customer: nc, Warnings: warnings}
+			continue
+		}
+		if c.ID == 0 {
+			// The same customer twice in one batch: the first row wins and
+			// the later one is named, so a re-import changes nothing.
+			out[i] = UpsertResult{Outcome: Rejected, Err: &Error{Code: ECONFLICT, Message: "duplicate row",
+				Fields: map[string]string{"email": "the same customer appears earlier in this file"}}}
+			continue
+		}
+		fields := map[string]any{}
+		set := func(col string, cur *string, v *string) {
+			if v != nil && *v != *cur {
+				*cur = *v
+				fields[col] = *v
+			}
+		}
+		if in.ExternalID != "" && c.ExternalID == nil {
+			ext := in.ExternalID
+			c.ExternalID = &ext
+			fields["external_id"] = ext
+		}
+		set("name", &c.Name, &in.Name)
+		set("email", &c.Email, &in.Email)
+		set("company", &c.Company, in.Company)
+		set("phone", &c.Phone, in.Phone)
+		if in.MetroArea != nil && *in.MetroArea != c.MetroArea {
+			c.MetroArea, c.MetroKey = *in.MetroArea, MetroKey(*in.MetroArea)
+			fields["metro_area"], fields["metro_key"] = c.MetroArea, c.MetroKey
+		}
+		if in.AnnualSpendCents != nil && *in.AnnualSpendCents != c.AnnualSpendCents {
+			c.AnnualSpendCents = *in.AnnualSpendCents
+			fields["annual_spend_cents"] = c.AnnualSpendCents
+		}
+		if ownerID != nil && (c.OwnerID == nil || *c.OwnerID != *ownerID) {
+			c.OwnerID = ownerID
+			fields["owner_id"] = *ownerID
+		}
+		var raise Level
+		if in.Level != nil && *in.Level > c.Level {
+			raise = *in.Level
+		}
+		if len(fields) == 0 && raise == 0 {
+			out[i] = UpsertResult{Outcome: Unchanged, Customer: c, Warnings: warnings}
+			continue
+		}
+		updates = append(updates, pendingUpdate{c: c, fields: fields, raiseTo: raise})
+		out[i] = UpsertResult{Outcome: Updated, Customer: c, Warnings: warnings}
+	}
+	if len(created) > 0 {
+		if err := tx.Omit("Owner").CreateInBatches(created, 1000).Error; err != nil {
+			return nil, err
+		}
+		if err := recordCreated(tx, created, RuleCreated, meta.Source, meta.Actor, now); err != nil {
+			return nil, err
+		}
+	}
+	for _, u := range updates {
+		if len(u.fields) > 0 {
+			u.fields["updated_at"] = now
+			if err := tx.Model(&Customer{}).Where("id = ?", u.c.ID).Updates(u.fields).Error; err != nil {
+				return nil, err
+			}
+		}
+		if u.raiseTo != 0 {
+			if _, err := s.applyLevelChange(tx, LevelChange{CustomerID: u.c.ID, Rule: meta.Rule, Source: meta.Source,
+				Actor: meta.Actor, Target: AtLeast(u.raiseTo)}); err != nil {
+				return nil, err
+			}
+			u.c.Level = u.raiseTo
+		}
+	}
+	return out, nil
+}
+
+// Customer returns one customer with its owner.
+func (s *Store) Customer(ctx context.Context, id int64) (*Customer, error) {
+	var c Customer
+	if err := s.db.WithContext(ctx).Preload("Owner").Take(&c, id).Error; err != nil {
+		return nil, notFound(err, "customer", id)
+	}
+	return &c, nil
+}
+
+// SetConsent records a change of consent with when and why. It is used by
+// unsubscribe links, bounces and spam reports, and by staff.
+func (s *Store) SetConsent(ctx context.Context, customerID int64, state ConsentState, reason string) error {
+	switch state {
+	case Subscribed, Unsubscribed, Bounced, SpamReported:
+	default:
+		return &Error{Code: EINVALID, Message: "unknown consent state", Fields: map[string]string{
+			"consent_state": "must be subscribed, unsubscribed, bounced or spam_reported"}}
+	}
+	res := s.db.WithContext(ctx).Model(&Customer{}).Where("id = ?", customerID).Updates(map[string]any{
+		"consent_state": state, "consent_changed_at": s.now(), "consent_reason": strings.TrimSpace(reason), "updated_at": s.now()})
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return Errorf(ENOTFOUND, "customer %d not found", customerID)
+	}
+	return nil
+}
+
+// CustomerQuery is a search over the customer list.
+type CustomerQuery struct {
+	Metros        []string
+	MinSpendCents *int64
+	MaxSpendCents *int64
+	Levels        []Level
+	OwnerID       *int64
+	Consent       ConsentState
+	Q             string // name, email or company contains
+	Sort          string // name, -name, spend, -spend, level, -level, metro, -metro, updated, -updated
+	Page          int    // from 1
+	PerPage       int
+}
+
+// CustomerPage is one page of a customer list.
+type CustomerPage struct {
+	Items    []Customer
+	Total    int64
+	Page     int
+	PerPage  int
+	NextPage *int
+}
+
+var customerSorts = map[string]string{
+	"name": "lower(name), id", "-name": "lower(name) DESC, id DESC",
+	"spend": "annual_spend_cents, id", "-spend": "annual_spend_cents DESC, id DESC",
+	"level": "level, id", "-level": "level DESC, id DESC",
+	"metro": "metro_key, id", "-metro": "metro_key DESC, id DESC",
+	"updated": "updated_at, id", "-updated": "updated_at DESC, id DESC",
+}
+
+// ParseCustomerSort validates a sort key ("" means by name).
+func ParseCustomerSort(s string) (string, bool) {
+	if s == "" {
+		return "name", true
+	}
+	_, ok := customerSorts[s]
+	return s, ok
+}
+
+// ListCustomers returns a page of customers matching q.
+func (s *Store) ListCustomers(ctx context.Context, q CustomerQuery) (CustomerPage, error) {
+	v := Invalid{}
+	if q.Page == 0 {
+		q.Page = 1
+	}
+	if q.Page < 1 {
+		v.Add("page", "must be 1 or more")
+	}
+	if q.PerPage <= 0 || q.PerPage > 500 {
+		q.PerPage = 50
+	}
+	if q.MinSpendCents != nil && *q.MinSpendCents < 0 {
+		v.Add("min_spend_cents", "must not be negative")
+	}
+	if q.MaxSpendCents != nil && q.MinSpendCents != nil && *q.MaxSpendCents < *q.MinSpendCents {
+		v.Add("max_spend_cents", "must not be below min_spend_cents")
+	}
+	for _, l := range q.Levels {
+		if !l.Valid() {
+			v.Add("level", "must be 1-7")
+		}
+	}
+	sort, ok := ParseCustomerSort(q.Sort)
+	if !ok {
+		v.Add("sort", "must be one of name, spend, level, metro, updated (with - for descending)")
+	}
+	if err := v.Err(); err != nil {
+		return CustomerPage{}, err
+	}
+	base := s.db.WithContext(ctx).Model(&Customer{})
+	if keys := metroKeys(q.Metros); len(keys) > 0 {
+		base = base.Where("metro_key IN ?", keys)
+	}
+	if q.MinSpendCents != nil {
+		base = base.Where("annual_spend_cents >= ?", *q.MinSpendCents)
+	}
+	if q.MaxSpendCents != nil {
+		base = base.Where("annual_spend_cents <= ?", *q.MaxSpendCents)
+	}
+	if len(q.Levels) > 0 {
+		base = base.Where("level IN ?", q.Levels)
+	}
+	if q.OwnerID != nil {
+		base = base.Where("owner_id = ?", *q.OwnerID)
+	}
+	if q.Consent != "" {
+		base = base.Where("consent_state = ?", q.Consent)
+	}
+	if t := strings.ToLower(strings.TrimSpace(q.Q)); t != "" {
+		like := "%" + escapeLike(t) + "%"
+		base = base.Where("(lower(name) LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\' OR lower(company) LIKE ? ESCAPE '\\')", like, like, like)
+	}
+	page := CustomerPage{Page: q.Page, PerPage: q.PerPage}
+	if err := base.Session(&gorm.Session{}).Count(&page.Total).Error; err != nil {
+		return page, err
+	}
+	if err := base.Session(&gorm.Session{}).Preload("Owner").Order(customerSorts[sort]).
+		Limit(q.PerPage).Offset((q.Page - 1) * q.PerPage).Find(&page.Items).Error; err != nil {
+		return page, err
+	}
+	if int64(q.Page*q.PerPage) < page.Total {
+		n := q.Page + 1
+		page.NextPage = &n
+	}
+	return page, nil
+}
+
+// Metros lists the metro areas in use with their customer counts.
+func (s *Store) Metros(ctx context.Context) ([]MetroCount, error) {
+	var ms []MetroCount
+	err := s.db.WithContext(ctx).Model(&Customer{}).
+		Select("min(metro_area) AS name, metro_key AS key, count(*) AS customers").
+		Where("metro_key <> ''").Group("metro_key").Order("metro_key").Scan(&ms).Error
+	return ms, err
+}
+
+// MetroCount is a metro area and how many customers it has.
+type MetroCount struct {
+	Name      string
+	Key       string
+	Customers int64
+}
+
+func metroKeys(ms []string) []string {
+	var keys []string
+	seen := map[string]bool{}
+	for _, m := range ms {
+		k := MetroKey(m)
+		if k != "" && !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,518 @@
+package campaigns
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+)
+
+// Import is one run of an import, kept so the web page can show progress
+// and the result to whoever started it, from any web process.
+type Import struct {
+	ID         int64      `json:"id"`
+	Kind       string     `json:"kind"`
+	Filename   string     `json:"filename"`
+	Status     string     `json:"status"` // running, done, failed
+	BytesTotal int64      `json:"bytes_total"`
+	BytesRead  int64      `json:"bytes_read"`
+	RowsRead   int64      `json:"rows_read"`
+	Inserted   int64      `json:"inserted"`
+	Updated    int64      `json:"updated"`
+	Unchanged  int64      `json:"unchanged"`
+	Rejected   int64      `json:"rejected"`
+	Problems   string     `json:"-"` // JSON []RowProblem
+	Error      string     `json:"error,omitempty"`
+	StartedBy  string     `json:"started_by"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+// RowProblem is a rejected row, or a warning about an accepted one. Row is
+// the spreadsheet row: the header is row 1.
+type RowProblem struct {
+	Row     int    `json:"row"`
+	Field   string `json:"field,omitempty"`
+	Reason  string `json:"reason"`
+	Warning bool   `json:"warning,omitempty"`
+}
+
+func (p RowProblem) String() string {
+	kind := "rejected"
+	if p.Warning {
+		kind = "warning"
+	}
+	if p.Field != "" {
+		return fmt.Sprintf("row %d %s: %s: %s", p.Row, kind, p.Field, p.Reason)
+	}
+	return fmt.Sprintf("row %d %s: %s", p.Row, kind, p.Reason)
+}
+
+// ProblemList decodes the stored problems.
+func (im *Import) ProblemList() []RowProblem {
+	var ps []RowProblem
+	_ = json.Unmarshal([]byte(im.Problems), &ps)
+	return ps
+}
+
+// Percent is how far the import has read its file.
+func (im *Import) Percent() int {
+	if im.Status != "running" {
+		return 100
+	}
+	if im.BytesTotal <= 0 {
+		return 0
+	}
+	return int(min(99, im.BytesRead*100/im.BytesTotal))
+}
+
+// ImportOptions describe an import run.
+type ImportOptions struct {
+	Filename string
+	Size     int64  // bytes, for progress; 0 if unknown
+	Actor    string // who started it
+	// ImportID continues a run created by StartImport (the web upload);
+	// 0 creates one.
+	ImportID int64
+	Progress func(Import) // called after each batch
+}
+
+// ImportResult is what an import did.
+type ImportResult struct {
+	Import
+	Problems []RowProblem // every rejected row and warning, up to maxProblems
+}
+
+const (
+	importBatch        = 1000
+	maxProblems        = 10000 // kept in memory and printed
+	maxStoredProblems  = 500   // kept in the database for the web page
+	customerImportKind = "customers"
+)
+
+// ErrNotCSV is returned when a file is not a CSV with a recognisable header.
+var ErrNotCSV = errors.New("not a CSV file")
+
+// StartImport records a run before its file is read, so a page can follow it.
+func (s *Store) StartImport(ctx context.Context, kind, filename string, size int64, actor string) (*Import, error) {
+	im := &Import{Kind: kind, Filename: filename, Status: "running", BytesTotal: size, Problems: "[]",
+		StartedBy: actor, StartedAt: s.now()}
+	if err := s.db.WithContext(ctx).Create(im).Error; err != nil {
+		return nil, err
+	}
+	return im, nil
+}
+
+// GetImport returns one import run.
+func (s *Store) GetImport(ctx context.Context, id int64) (*Import, error) {
+	var im Import
+	if err := s.db.WithContext(ctx).Take(&im, id).Error; err != nil {
+		return nil, notFound(err, "import", id)
+	}
+	return &im, nil
+}
+
+// RecentImports lists the latest runs.
+func (s *Store) RecentImports(ctx context.Context, limit int) ([]Import, error) {
+	var ims []Import
+	err := s.db.WithContext(ctx).Order("id DESC").Limit(limit).Find(&ims).Error
+	return ims, err
+}
+
+// FailImport marks a run failed with a one-line reason.
+func (s *Store) FailImport(ctx context.Context, id int64, reason string) error {
+	now := s.now()
+	return s.db.WithContext(ctx).Model(&Import{}).Where("id = ?", id).
+		Updates(map[string]any{"status": "failed", "error": reason, "finished_at": now}).Error
+}
+
+// customerColumns maps header names to fields.
+var customerColumns = []string{"external_id", "name", "email", "company", "metro_area", "annual_spend", "level", "owner_email", "phone"}
+
+// ImportCustomers reads a customer CSV as a stream and upserts it in
+// batches. Each bad row is rejected with its row number and reason and
+// leaves nothing behind; good rows land. A file that is not CSV, or has no
+// recognisable header, is refused before anything is written.
+func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOptions) (*ImportResult, error) {
+	counter := &countingReader{r: r}
+	br := bufio.NewReaderSize(counter, 64<<10)
+	head, _ := br.Peek(4096)
+	if err := looksLikeText(head); err != nil {
+		return nil, s.failEarly(ctx, opt, err)
+	}
+	cr := csv.NewReader(br)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err != nil {
+		return nil, s.failEarly(ctx, opt, fmt.Errorf("%w: cannot read a header row: %v", ErrNotCSV, err))
+	}
+	cols, err := mapHeader(header)
+	if err != nil {
+		return nil, s.failEarly(ctx, opt, err)
+	}
+
+	var im *Import
+	if opt.ImportID != 0 {
+		if im, err = s.GetImport(ctx, opt.ImportID); err != nil {
+			return nil, err
+		}
+	} else if im, err = s.StartImport(ctx, customerImportKind, opt.Filename, opt.Size, opt.Actor); err != nil {
+		return nil, err
+	}
+	res := &ImportResult{Import: *im}
+	meta := UpsertMeta{Actor: opt.Actor, Source: "import:" + itoa(im.ID), Rule: RuleImport}
+	owners := newOwnerCache(s)
+	seen := map[uint64]int{} // hashes of external ids and emails → first row
+	addProblem := func(p RowProblem) {
+		if len(res.Problems) < maxProblems {
+			res.Problems = append(res.Problems, p)
+		}
+	}
+	var batch []CustomerInput
+	var rows []int
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		out, err := s.upsertRows(ctx, batch, meta, owners)
+		if err != nil {
+			return err
+		}
+		for i, o := range out {
+			switch o.Outcome {
+			case Inserted:
+				res.Inserted++
+			case Updated:
+				res.Updated++
+			case Unchanged:
+				res.Unchanged++
+			case Rejected:
+				res.Rejected++
+				for _, p := range problemsOf(rows[i], o.Err) {
+					addProblem(p)
+				}
+			}
+			for _, w := range o.Warnings {
+				addProblem(RowProblem{Row: rows[i], Reason: w, Warning: true})
+			}
+		}
+		batch, rows = batch[:0], rows[:0]
+		res.BytesRead = counter.n
+		if err := s.saveProgress(ctx, &res.Import, res.Problems); err != nil {
+			return err
+		}
+		if opt.Progress != nil {
+			opt.Progress(res.Import)
+		}
+		return nil
+	}
+
+	row := 1
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		row++
+		res.RowsRead++
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) && !errors.Is(pe.Err, csv.ErrFieldCount) {
+				res.Rejected++
+				addProblem(RowProblem{Row: row, Reason: "malformed CSV: " + pe.Err.Error()})
+				if errors.Is(pe.Err, csv.ErrQuote) && pe.Line != pe.StartLine {
+					// An unclosed quote swallowed the rest of the file.
+					break
+				}
+				continue
+			}
+			if !errors.As(err, &pe) {
+				return res, s.abort(ctx, res, fmt.Errorf("read row %d: %w", row, err))
+			}
+		}
+		if isBlank(rec) {
+			res.RowsRead--
+			continue
+		}
+		in, problems := parseCustomerRow(rec, cols, len(header))
+		if len(problems) == 0 {
+			if first, dup := firstSeen(seen, in, row); dup {
+				problems = []RowProblem{{Field: "email", Reason: fmt.Sprintf("the same customer is already on row %d of this file", first)}}
+			}
+		}
+		if len(problems) > 0 {
+			res.Rejected++
+			for _, p := range problems {
+				p.Row = row
+				addProblem(p)
+			}
+			continue
+		}
+		batch = append(batch, in)
+		rows = append(rows, row)
+		if len(batch) >= importBatch {
+			if err := flush(); err != nil {
+				return res, s.abort(ctx, res, err)
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return res, s.abort(ctx, res, err)
+		}
+	}
+	if err := flush(); err != nil {
+		return res, s.abort(ctx, res, err)
+	}
+	now := s.now()
+	res.Status, res.FinishedAt, res.BytesRead = "done", &now, counter.n
+	if err := s.saveProgress(ctx, &res.Import, res.Problems); err != nil {
+		return res, err
+	}
+	if opt.Progress != nil {
+		opt.Progress(res.Import)
+	}
+	return res, nil
+}
+
+// upsertRows upserts a batch in one transaction. If the database refuses
+// the batch (another process inserted the same email a moment ago), each
+// row is retried alone so only the offending row is rejected.
+func (s *Store) upsertRows(ctx context.Context, batch []CustomerInput, meta UpsertMeta, owners *ownerCache) ([]UpsertResult, error) {
+	var out []UpsertResult
+	work := append([]CustomerInput(nil), batch...)
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var err error
+		out, err = s.upsertBatch(ctx, tx, work, meta, owners)
+		return err
+	})
+	if err == nil || len(batch) == 1 || ctx.Err() != nil {
+		return out, err
+	}
+	out = make([]UpsertResult, len(batch))
+	for i := range batch {
+		one := []CustomerInput{batch[i]}
+		var r []UpsertResult
+		err := s.tx(ctx, func(tx *gorm.DB) error {
+			var err error
+			r, err = s.upsertBatch(ctx, tx, one, meta, owners)
+			return err
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			out[i] = UpsertResult{Outcome: Rejected, Err: fmt.Errorf("the database refused the row: %v", err)}
+			continue
+		}
+		out[i] = r[0]
+	}
+	return out, nil
+}
+
+func (s *Store) saveProgress(ctx context.Context, im *Import, problems []RowProblem) error {
+	stored := problems
+	if len(stored) > maxStoredProblems {
+		stored = stored[:maxStoredProblems]
+	}
+	js, _ := json.Marshal(stored)
+	im.Problems = string(js)
+	return s.db.WithContext(ctx).Model(&Import{}).Where("id = ?", im.ID).Updates(map[string]any{
+		"status": im.Status, "bytes_read": im.BytesRead, "rows_read": im.RowsRead, "inserted": im.Inserted,
+		"updated": im.Updated, "unchanged": im.Unchanged, "rejected": im.Rejected, "problems": im.Problems,
+		"finished_at": im.FinishedAt,
+	}).Error
+}
+
+// abort records why a run stopped part-way; batches already committed stay,
+// and re-running the same file completes it without duplicates.
+func (s *Store) abort(ctx context.Context, res *ImportResult, err error) error {
+	res.Status, res.Error = "failed", err.Error()
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = s.FailImport(fctx, res.ID, err.Error())
+	return err
+}
+
+// failEarly records a run refused before any row was read (web uploads
+// already have a run to mark) and returns err.
+func (s *Store) failEarly(ctx context.Context, opt ImportOptions, err error) error {
+	if opt.ImportID != 0 {
+		_ = s.FailImport(ctx, opt.ImportID, err.Error())
+	}
+	return err
+}
+
+func problemsOf(row int, err error) []RowProblem {
+	var e *Error
+	if errors.As(err, &e) && len(e.Fields) > 0 {
+		var ps []RowProblem
+		for _, f := range customerFieldOrder {
+			if why, ok := e.Fields[f]; ok {
+				ps = append(ps, RowProblem{Row: row, Field: csvName(f), Reason: why})
+			}
+		}
+		return ps
+	}
+	return []RowProblem{{Row: row, Reason: err.Error()}}
+}
+
+var customerFieldOrder = []string{"external_id", "name", "email", "company", "metro_area", "annual_spend_cents", "level", "owner_email", "phone"}
+
+func csvName(field string) string {
+	if field == "annual_spend_cents" {
+		return "annual_spend"
+	}
+	return field
+}
+
+// looksLikeText refuses binary files: NUL bytes or invalid UTF-8 in the start.
+func looksLikeText(head []byte) error {
+	if len(head) == 0 {
+		return fmt.Errorf("%w: the file is empty", ErrNotCSV)
+	}
+	if bytes.IndexByte(head, 0) >= 0 {
+		return fmt.Errorf("%w: it contains binary data (is it a spreadsheet? save it as CSV UTF-8)", ErrNotCSV)
+	}
+	h := head
+	for i := 0; i < utf8.UTFMax && len(h) > 0 && !utf8.Valid(h); i++ {
+		h = h[:len(h)-1] // the peek may cut a character in two
+	}
+	if !utf8.Valid(h) {
+		return fmt.Errorf("%w: it is not UTF-8 text (save it as CSV UTF-8)", ErrNotCSV)
+	}
+	return nil
+}
+
+// mapHeader finds each known column, case-insensitively, in any order.
+func mapHeader(header []string) (map[string]int, error) {
+	cols := map[string]int{}
+	for i, h := range header {
+		if i == 0 {
+			h = strings.TrimPrefix(h, "\ufeff")
+		}
+		k := strings.ToLower(strings.TrimSpace(h))
+		k = strings.ReplaceAll(k, " ", "_")
+		for _, c := range customerColumns {
+			if k == c {
+				if _, dup := cols[c]; dup {
+					return nil, fmt.Errorf("%w: column %q appears twice in the header", ErrNotCSV, c)
+				}
+				cols[c] = i
+			}
+		}
+	}
+	var missing []string
+	for _, need := range []string{"name", "email"} {
+		if _, ok := cols[need]; !ok {
+			missing = append(missing, need)
+		}
+	}
+	if len(missing) > 0 {
+		found := strings.Join(header, ", ")
+		if len(found) > 120 {
+			found = found[:120] + "…"
+		}
+		return nil, fmt.Errorf("%w: no recognisable header (needs %s; expected columns %s; found: %s)",
+			ErrNotCSV, strings.Join(missing, " and "), strings.Join(customerColumns, ", "), found)
+	}
+	return cols, nil
+}
+
+func parseCustomerRow(rec []string, cols map[string]int, headerLen int) (CustomerInput, []RowProblem) {
+	var in CustomerInput
+	var ps []RowProblem
+	if len(rec) < headerLen {
+		return in, []RowProblem{{Reason: fmt.Sprintf("has %d fields, the header has %d", len(rec), headerLen)}}
+	}
+	get := func(c string) (string, bool) {
+		i, ok := cols[c]
+		if !ok {
+			return "", false
+		}
+		return strings.TrimSpace(rec[i]), true
+	}
+	opt := func(c string) *string {
+		if v, ok := get(c); ok {
+			return &v
+		}
+		return nil
+	}
+	in.ExternalID, _ = get("external_id")
+	in.Name, _ = get("name")
+	in.Email, _ = get("email")
+	in.Company, in.MetroArea, in.Phone = opt("company"), opt("metro_area"), opt("phone")
+	in.OwnerEmail, _ = get("owner_email")
+	if v, ok := get("annual_spend"); ok && v != "" {
+		if c, err := ParseMoney(v); err != nil {
+			ps = append(ps, RowProblem{Field: "annual_spend", Reason: err.Error()})
+		} else {
+			in.AnnualSpendCents = &c
+		}
+	}
+	if v, ok := get("level"); ok && v != "" {
+		if l, err := ParseLevel(v); err != nil {
+			ps = append(ps, RowProblem{Field: "level", Reason: err.Error()})
+		} else {
+			in.Level = &l
+		}
+	}
+	// Check the rest now too, so a row's every problem is named at once.
+	cp := in
+	v := cp.normalize()
+	for _, f := range customerFieldOrder {
+		if why, ok := v[f]; ok {
+			ps = append(ps, RowProblem{Field: csvName(f), Reason: why})
+		}
+	}
+	return in, ps
+}
+
+func firstSeen(seen map[uint64]int, in CustomerInput, row int) (int, bool) {
+	keys := []string{"e:" + strings.ToLower(strings.TrimSpace(in.Email))}
+	if x := strings.TrimSpace(in.ExternalID); x != "" {
+		keys = append(keys, "x:"+x)
+	}
+	for _, k := range keys {
+		h := fnv.New64a()
+		h.Write([]byte(k))
+		if first, ok := seen[h.Sum64()]; ok {
+			return first, true
+		}
+	}
+	for _, k := range keys {
+		h := fnv.New64a()
+		h.Write([]byte(k))
+		seen[h.Sum64()] = row
+	}
+	return 0, false
+}
+
+func isBlank(rec []string) bool {
+	for _, f := range rec {
+		if strings.TrimSpace(f) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

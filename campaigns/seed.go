@@ -1,0 +1,205 @@
+package campaigns
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// SeedOptions shape synthetic customers.
+type SeedOptions struct {
+	Customers int
+	Metros    int    // how many metro areas to spread them over (1-len(seedMetros))
+	Seed      uint64 // the same seed gives the same customers
+	Actor     string
+	OwnerIDs  []int64 // reps to spread ownership over; may be empty
+	// History adds a few believable past ledger moves per customer (demo).
+	History bool
+}
+
+var seedMetros = []string{"Chicago", "Evanston", "Milwaukee", "Indianapolis", "Madison", "Detroit",
+	"Minneapolis", "St. Louis", "Columbus", "Cleveland", "Cincinnati", "Kansas City", "Omaha", "Des Moines",
+	"Grand Rapids", "Louisville"}
+
+var (
+	firstNames = []string{"Noah", "Zoey", "Lily", "Nora", "Liam", "Emma", "Olivia", "Ava", "Mateo", "Sofia", "Elijah",
+		"Amelia", "James", "Mia", "Lucas", "Harper", "Aarav", "Chloé", "José", "Zoë", "Björn", "Priya", "Wei", "Fatima",
+		"Kwame", "Ingrid", "Diego", "Hana", "Omar", "Grace"}
+	lastNames = []string{"Hernandez", "Harris", "Walker", "Johnson", "Nguyen", "Kowalski", "O'Brien", "Smith", "García",
+		"Müller", "Patel", "Kim", "Okafor", "Rossi", "Novak", "Larsen", "Chen", "Haddad", "Silva", "Brown"}
+	companyWords = []string{"Lincoln Park", "North Shore", "Prairie", "Gold Coast", "Lakeview", "Riverside", "Oak",
+		"Union", "Midway", "Harbor"}
+	companyKinds = []string{"Vet", "Bakery", "Tech", "Salon", "Dental", "Logistics", "Design", "Builders", "Café", "Law"}
+)
+
+// Seed inserts synthetic customers in large batches (one transaction per
+// batch) and returns how many it inserted. Emails are unique per seed run.
+func (s *Store) Seed(ctx context.Context, opt SeedOptions) (int, error) {
+	if opt.Customers < 1 {
+		return 0, &Error{Code: EINVALID, Message: "nothing to seed", Fields: map[string]string{"customers": "must be at least 1"}}
+	}
+	if opt.Metros <= 0 || opt.Metros > len(seedMetros) {
+		opt.Metros = min(5, len(seedMetros))
+	}
+	rng := rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15))
+	run := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
+	now := s.now()
+	const batch = 2000 // 17 columns × 2000 rows stays under PostgreSQL's 65,535 parameters
+	done := 0
+	for done < opt.Customers {
+		n := min(batch, opt.Customers-done)
+		cs := make([]*Customer, n)
+		for i := range cs {
+			k := done + i
+			first, last := firstNames[rng.IntN(len(firstNames))], lastNames[rng.IntN(len(lastNames))]
+			metro := seedMetros[min(int(rng.ExpFloat64()*float64(opt.Metros)/2.5), opt.Metros-1)]
+			ext := fmt.Sprintf("SEED-%s-%07d", run, k+1)
+			local := strings.NewReplacer("'", "", "é", "e", "ë", "e", "ö", "o", "ü", "u", "í", "i").Replace(strings.ToLower(first + "." + last))
+			c := &Customer{
+				ExternalID:       &ext,
+				Name:             first + " " + last,
+				Email:            fmt.Sprintf("%s.%s%d@example.com", local, run, k+1),
+				Company:          companyWords[rng.IntN(len(companyWords))] + " " + companyKinds[rng.IntN(len(companyKinds))],
+				MetroArea:        metro,
+				MetroKey:         MetroKey(metro),
+				AnnualSpendCents: seedSpend(rng),
+				Level:            seedLevel(rng),
+				Phone:            fmt.Sprintf("+1 312 555 %04d", rng.IntN(10000)),
+				ConsentState:     Subscribed,
+				CreatedAt:        now,
+				UpdatedAt:        now,
+			}
+			if len(opt.OwnerIDs) > 0 && rng.IntN(4) > 0 {
+				id := opt.OwnerIDs[rng.IntN(len(opt.OwnerIDs))]
+				c.OwnerID = &id
+			}
+			switch r := rng.IntN(100); {
+			case r < 3:
+				c.ConsentState, c.ConsentReason = Unsubscribed, "unsubscribe link"
+			case r < 5:
+				c.ConsentState, c.ConsentReason = Bounced, "mailbox does not exist"
+			}
+			if c.ConsentState != Subscribed {
+				at := now.Add(-time.Duration(rng.IntN(200)) * 24 * time.Hour)
+				c.ConsentChangedAt = &at
+			}
+			if rng.IntN(3) == 0 {
+				at := now.Add(-time.Duration(rng.IntN(120*24)) * time.Hour)
+				c.LastContactedAt = &at
+			}
+			cs[i] = c
+		}
+		err := s.tx(ctx, func(tx *gorm.DB) error {
+			if err := tx.Omit("Owner").CreateInBatches(cs, batch).Error; err != nil {
+				return err
+			}
+			if !opt.History {
+				return recordCreated(tx, cs, RuleCreated, "seed", opt.Actor, now)
+			}
+			return seedHistory(tx, rng, cs, opt.Actor, now)
+		})
+		if err != nil {
+			return done, fmt.Errorf("seed: %w", err)
+		}
+		done += n
+	}
+	return done, nil
+}
+
+// seedHistory writes a believable ledger for demo customers: created at a
+// low level months ago, then promoted by past outreach to where they stand.
+func seedHistory(tx *gorm.DB, rng *rand.Rand, cs []*Customer, actor string, now time.Time) error {
+	steps := []struct {
+		to   Level
+		rule string
+	}{{LevelContact, "delivered"}, {LevelProspect, "rsvp"}, {LevelAcquaintance, "attended"},
+		{LevelCustomer, "first_purchase"}, {LevelGoodCustomer, "repeat_purchase"}, {LevelFriend, "referral"}}
+	var rows []LedgerEntry
+	for _, c := range cs {
+		at := now.Add(-time.Duration(200+rng.IntN(200)) * 24 * time.Hour)
+		start := LevelRecord
+		if c.Level > 1 && rng.IntN(3) == 0 {
+			start = Level(1 + rng.IntN(int(c.Level)))
+		}
+		rows = append(rows, LedgerEntry{CustomerID: c.ID, FromLevel: 0, ToLevel: start, Rule: RuleCreated, Source: "demo", Actor: actor, CreatedAt: at})
+		cur := start
+		for _, st := range steps {
+			if st.to > c.Level || st.to <= cur {
+				continue
+			}
+			at = at.Add(time.Duration(5+rng.IntN(40)) * 24 * time.Hour)
+			key := st.rule + "|demo"
+			rows = append(rows, LedgerEntry{CustomerID: c.ID, FromLevel: cur, ToLevel: st.to, Rule: st.rule,
+				Source: "demo", CreditKey: &key, Actor: "system", CreatedAt: at})
+			cur = st.to
+		}
+	}
+	return tx.CreateInBatches(rows, 2000).Error
+}
+
+// seedSpend draws an annual spend: most customers small, a long tail large.
+func seedSpend(rng *rand.Rand) int64 {
+	dollars := 50 + rng.ExpFloat64()*1500
+	if rng.IntN(10) == 0 {
+		dollars += rng.Float64() * 40000
+	}
+	return int64(dollars) * 100
+}
+
+func seedLevel(rng *rand.Rand) Level {
+	weights := []int{20, 22, 18, 15, 12, 8, 5}
+	r := rng.IntN(100)
+	for i, w := range weights {
+		if r < w {
+			return Level(i + 1)
+		}
+		r -= w
+	}
+	return LevelFriend
+}
+
+// DemoUsers are created by `serve --demo` on an empty database. Only the
+// admin's password is printed; an admin can reset the others'.
+var DemoUsers = []NewUser{
+	{Email: "coordinator@example.com", Name: "Casey Coordinator", Role: RoleCoordinator},
+	{Email: "rep1@example.com", Name: "Riley Rep", Role: RoleRep},
+	{Email: "rep2@example.com", Name: "Robin Rep", Role: RoleRep},
+	{Email: "rep3@example.com", Name: "Reese Rep", Role: RoleRep},
+	{Email: "finance@example.com", Name: "Frankie Finance", Role: RoleFinance},
+}
+
+// DemoAdminEmail is the admin `serve --demo` creates.
+const DemoAdminEmail = "admin@example.com"
+
+// Demo fills an empty database with an admin, staff, and about 500
+// customers with history. It returns the admin's generated password, or ""
+// when the database already had users (nothing is touched then).
+func (s *Store) Demo(ctx context.Context) (string, error) {
+	n, err := s.CountUsers(ctx)
+	if err != nil || n > 0 {
+		return "", err
+	}
+	password := GeneratePassword()
+	if _, err := s.CreateUser(ctx, NewUser{Email: DemoAdminEmail, Name: "Alex Admin", Role: RoleAdmin, Password: password}); err != nil {
+		return "", err
+	}
+	var reps []int64
+	for _, u := range DemoUsers {
+		u.Password = GeneratePassword()
+		created, err := s.CreateUser(ctx, u)
+		if err != nil {
+			return "", err
+		}
+		if created.Role == RoleRep {
+			reps = append(reps, created.ID)
+		}
+	}
+	if _, err := s.Seed(ctx, SeedOptions{Customers: 500, Metros: 5, Seed: 2026, Actor: "demo", OwnerIDs: reps, History: true}); err != nil {
+		return "", err
+	}
+	return password, nil
+}
