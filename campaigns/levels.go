@@ -78,3 +78,14 @@ func normalizeWords(s string) string {
 	})
 	return strings.Join(f, " ")
 }
+
+// UnmarshalJSON accepts a number or a level's name: 5 or "Customer".
+func (l *Level) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	v, err := ParseLevel(s)
+	if err != nil {
+		return &Error{Code: EINVALID, Message: "a field is not valid", Fields: map[string]string{"level": err.Error()}}
+	}
+	*l = v
+	return nil
+}

@@ -1,0 +1,82 @@
+// Package views holds Rapport's HTML templates, email templates and static
+// assets, embedded so the binary is all there is to deploy.
+package views
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"time"
+
+	"github.com/gofiber/template/html/v2"
+
+	"github.com/rapport/rapport/campaigns"
+)
+
+//go:embed layouts pages static
+var files embed.FS
+
+// Pages is every page template the web layer renders; Engine refuses to
+// start if one is missing, so a typo fails at boot rather than on a click.
+var Pages = []string{
+	"pages/login", "pages/error", "pages/customers", "pages/customer",
+	"pages/import", "pages/import_status", "pages/users",
+}
+
+// Engine parses every template once.
+func Engine() (*html.Engine, error) {
+	e := html.NewFileSystem(http.FS(files), ".html")
+	e.AddFuncMap(Funcs)
+	if err := e.Load(); err != nil {
+		return nil, fmt.Errorf("parse templates: %w", err)
+	}
+	for _, p := range Pages {
+		if e.Templates.Lookup(p) == nil {
+			return nil, fmt.Errorf("template %s is missing from views/", p)
+		}
+	}
+	return e, nil
+}
+
+// Static is the folder served at /static.
+func Static() fs.FS {
+	sub, err := fs.Sub(files, "static")
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
+// Funcs are the helpers templates may call.
+var Funcs = map[string]any{
+	"money": campaigns.FormatMoney,
+	"levelName": func(l campaigns.Level) string { return l.Name() },
+	"date": func(t any) string {
+		switch v := t.(type) {
+		case time.Time:
+			return v.UTC().Format("Jan 2, 2006 15:04 MST")
+		case *time.Time:
+			if v == nil {
+				return "never"
+			}
+			return v.UTC().Format("Jan 2, 2006 15:04 MST")
+		}
+		return ""
+	},
+	"add": func(a, b int) int { return a + b },
+	"sub": func(a, b int) int { return a - b },
+	"int": func(l campaigns.Level) int { return int(l) },
+	"deref": func(p *int64) int64 {
+		if p == nil {
+			return 0
+		}
+		return *p
+	},
+	"derefs": func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	},
+}
