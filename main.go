@@ -22,7 +22,10 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 // usageError is bad usage: exit code 2.
@@ -45,10 +48,9 @@ environment: PORT, DATABASE_URL, BASE_URL, APP_SECRET, SENDGRID_API_KEY, ...`
 
 // run executes one command and returns the process exit code: 0 on
 // success, 1 on a failure explained in one line, 2 on bad usage.
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// The command stops when ctx ends (SIGINT or SIGTERM in main).
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	err := dispatch(ctx, args, env{stdin: stdin, stdout: stdout, stderr: stderr, log: log})
 	var ue usageError
 	switch {
