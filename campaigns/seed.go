@@ -19,6 +19,9 @@ type SeedOptions struct {
 	OwnerIDs  []int64 // reps to spread ownership over; may be empty
 	// History adds a few believable past ledger moves per customer (demo).
 	History bool
+	// Tag marks this run's emails and external ids so that repeated seeds
+	// never collide; empty means a tag from the clock.
+	Tag string
 }
 
 var seedMetros = []string{"Chicago", "Evanston", "Milwaukee", "Indianapolis", "Madison", "Detroit",
@@ -46,7 +49,10 @@ func (s *Store) Seed(ctx context.Context, opt SeedOptions) (int, error) {
 		opt.Metros = min(5, len(seedMetros))
 	}
 	rng := rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15))
-	run := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
+	run := opt.Tag
+	if run == "" {
+		run = fmt.Sprintf("s%d", time.Now().UnixNano()%1_000_000_000)
+	}
 	now := s.now()
 	const batch = 2000 // 17 columns × 2000 rows stays under PostgreSQL's 65,535 parameters
 	done := 0
@@ -57,12 +63,12 @@ func (s *Store) Seed(ctx context.Context, opt SeedOptions) (int, error) {
 			k := done + i
 			first, last := firstNames[rng.IntN(len(firstNames))], lastNames[rng.IntN(len(lastNames))]
 			metro := seedMetros[min(int(rng.ExpFloat64()*float64(opt.Metros)/2.5), opt.Metros-1)]
-			ext := fmt.Sprintf("SEED-%s-%07d", run, k+1)
+			ext := fmt.Sprintf("%s-%07d", strings.ToUpper(run), k+1)
 			local := strings.NewReplacer("'", "", "é", "e", "ë", "e", "ö", "o", "ü", "u", "í", "i").Replace(strings.ToLower(first + "." + last))
 			c := &Customer{
 				ExternalID:       &ext,
 				Name:             first + " " + last,
-				Email:            fmt.Sprintf("%s.%s%d@example.com", local, run, k+1),
+				Email:            fmt.Sprintf("%s.%d@%s.example.com", local, k+1, run),
 				Company:          companyWords[rng.IntN(len(companyWords))] + " " + companyKinds[rng.IntN(len(companyKinds))],
 				MetroArea:        metro,
 				MetroKey:         MetroKey(metro),
@@ -198,7 +204,7 @@ func (s *Store) Demo(ctx context.Context) (string, error) {
 			reps = append(reps, created.ID)
 		}
 	}
-	if _, err := s.Seed(ctx, SeedOptions{Customers: 500, Metros: 5, Seed: 2026, Actor: "demo", OwnerIDs: reps, History: true}); err != nil {
+	if _, err := s.Seed(ctx, SeedOptions{Customers: 500, Metros: 5, Seed: 2026, Actor: "demo", OwnerIDs: reps, History: true, Tag: "demo"}); err != nil {
 		return "", err
 	}
 	return password, nil
