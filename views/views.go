@@ -50,7 +50,7 @@ func Static() fs.FS {
 
 // Funcs are the helpers templates may call.
 var Funcs = map[string]any{
-	"money": campaigns.FormatMoney,
+	"money":     campaigns.FormatMoney,
 	"levelName": func(l campaigns.Level) string { return l.Name() },
 	"date": func(t any) string {
 		switch v := t.(type) {
