@@ -33,6 +33,17 @@ type Deps struct {
 	LoginWindow   time.Duration
 	// SessionTTL is how long an idle session lives (default 12 hours).
 	SessionTTL time.Duration
+	// MailerName says where email goes ("sendgrid" or "outbox"), for pages.
+	MailerName string
+	// Webhook verifies SendGrid's signed events; nil refuses every event.
+	Webhook WebhookVerifier
+	// ParseEvents reads a verified webhook body (jobs.ParseEvents).
+	ParseEvents func([]byte) ([]campaigns.EmailEvent, error)
+}
+
+// WebhookVerifier checks and parses SendGrid's event webhook (jobs.WebhookVerifier).
+type WebhookVerifier interface {
+	Verify(payload []byte, signature, timestamp string, now time.Time) error
 }
 
 // App holds the handlers' dependencies.

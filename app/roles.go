@@ -15,6 +15,9 @@ const (
 	PermCustomersWrite  Permission = "customers:write" // upsert, import, set a level
 	PermAudiencePreview Permission = "audience:preview"
 	PermUsersManage     Permission = "users:manage" // users and API tokens
+	PermCampaignsRead   Permission = "campaigns:read"
+	PermCampaignsWrite  Permission = "campaigns:write" // create, schedule, pause, cancel, gift codes
+	PermOutboxRead      Permission = "outbox:read"
 )
 
 var (
@@ -31,6 +34,9 @@ var matrix = map[Permission][]campaigns.Role{
 	PermCustomersWrite:  {admin, coordinator},
 	PermAudiencePreview: {admin, coordinator},
 	PermUsersManage:     {admin},
+	PermCampaignsRead:   {admin, coordinator, rep, finance},
+	PermCampaignsWrite:  {admin, coordinator},
+	PermOutboxRead:      {admin, coordinator},
 }
 
 // Allowed reports whether role holds perm.

@@ -38,6 +38,28 @@ func (a *App) routes() []Route {
 		{"POST", "/tokens", PermUsersManage, a.createTokenForm, false},
 		{"POST", "/tokens/:id/revoke", PermUsersManage, a.revokeTokenForm, false},
 
+		// Campaigns.
+		{"GET", "/campaigns", PermCampaignsRead, a.campaignsPage, false},
+		{"GET", "/campaigns/new", PermCampaignsWrite, a.newCampaignPage, false},
+		{"POST", "/campaigns", PermCampaignsWrite, a.createCampaignForm, false},
+		{"GET", "/campaigns/:id", PermCampaignsRead, a.campaignPage, false},
+		{"POST", "/campaigns/:id/schedule", PermCampaignsWrite, a.scheduleForm, false},
+		{"POST", "/campaigns/:id/pause", PermCampaignsWrite, a.lifecycleForm("pause"), false},
+		{"POST", "/campaigns/:id/resume", PermCampaignsWrite, a.lifecycleForm("resume"), false},
+		{"POST", "/campaigns/:id/cancel", PermCampaignsWrite, a.lifecycleForm("cancel"), false},
+		{"POST", "/campaigns/:id/close", PermCampaignsWrite, a.lifecycleForm("close"), false},
+		{"POST", "/campaigns/:id/unschedule", PermCampaignsWrite, a.lifecycleForm("unschedule"), false},
+		{"POST", "/campaigns/:id/gift-codes", PermCampaignsWrite, a.giftCodesUpload, true},
+		{"GET", "/outbox", PermOutboxRead, a.outboxPage, false},
+		{"GET", "/outbox/:id", PermOutboxRead, a.outboxMessagePage, false},
+		{"GET", "/outbox/:id/body.html", PermOutboxRead, a.outboxMessageHTML, false},
+
+		// Public links from emails, and SendGrid's signed webhook.
+		{"GET", "/u/:token", PermPublic, a.unsubscribePage, false},
+		{"POST", "/u/:token", PermPublic, a.unsubscribe, false},
+		{"GET", "/q/:token.png", PermPublic, a.qrImage, false},
+		{"POST", "/webhooks/sendgrid", PermPublic, a.sendgridWebhook, true},
+
 		// JSON API.
 		{"GET", "/api/v1/customers", PermCustomersRead, a.apiListCustomers, false},
 		{"POST", "/api/v1/customers", PermCustomersWrite, a.apiUpsertCustomer, false},
@@ -45,6 +67,16 @@ func (a *App) routes() []Route {
 		{"GET", "/api/v1/customers/:id/ledger", PermCustomersRead, a.apiLedger, false},
 		{"POST", "/api/v1/customers/:id/level", PermCustomersWrite, a.apiSetLevel, false},
 		{"POST", "/api/v1/audience/preview", PermAudiencePreview, a.apiAudiencePreview, false},
+		{"GET", "/api/v1/campaigns", PermCampaignsRead, a.apiListCampaigns, false},
+		{"POST", "/api/v1/campaigns", PermCampaignsWrite, a.apiCreateCampaign, false},
+		{"GET", "/api/v1/campaigns/:id", PermCampaignsRead, a.apiCampaign, false},
+		{"POST", "/api/v1/campaigns/:id/schedule", PermCampaignsWrite, a.apiSchedule, false},
+		{"POST", "/api/v1/campaigns/:id/cancel", PermCampaignsWrite, a.apiLifecycle("cancel"), false},
+		{"POST", "/api/v1/campaigns/:id/pause", PermCampaignsWrite, a.apiLifecycle("pause"), false},
+		{"POST", "/api/v1/campaigns/:id/resume", PermCampaignsWrite, a.apiLifecycle("resume"), false},
+		{"POST", "/api/v1/campaigns/:id/close", PermCampaignsWrite, a.apiLifecycle("close"), false},
+		{"GET", "/api/v1/campaigns/:id/invitations", PermCampaignsRead, a.apiInvitations, false},
+		{"POST", "/api/v1/campaigns/:id/gift-codes", PermCampaignsWrite, a.apiGiftCodes, false},
 	}
 }
 

@@ -5,8 +5,10 @@ package views
 import (
 	"embed"
 	"fmt"
+	htmltemplate "html/template"
 	"io/fs"
 	"net/http"
+	texttemplate "text/template"
 	"time"
 
 	"github.com/gofiber/template/html/v2"
@@ -14,7 +16,7 @@ import (
 	"github.com/rapport/rapport/campaigns"
 )
 
-//go:embed layouts pages static
+//go:embed layouts pages static emails
 var files embed.FS
 
 // Pages is every page template the web layer renders; Engine refuses to
@@ -22,6 +24,7 @@ var files embed.FS
 var Pages = []string{
 	"pages/login", "pages/error", "pages/customers", "pages/customer",
 	"pages/import", "pages/import_status", "pages/users",
+	"pages/campaigns", "pages/campaign_new", "pages/campaign", "pages/outbox", "pages/outbox_message", "pages/unsubscribe",
 }
 
 // Engine parses every template once.
@@ -64,6 +67,16 @@ var Funcs = map[string]any{
 		}
 		return ""
 	},
+	"zoned": func(t *time.Time, zone string) string {
+		if t == nil {
+			return ""
+		}
+		loc, err := time.LoadLocation(zone)
+		if err != nil {
+			loc = time.UTC
+		}
+		return t.In(loc).Format("Jan 2, 2006 3:04 PM MST")
+	},
 	"add": func(a, b int) int { return a + b },
 	"sub": func(a, b int) int { return a - b },
 	"int": func(l campaigns.Level) int { return int(l) },
@@ -79,4 +92,30 @@ var Funcs = map[string]any{
 		}
 		return *p
 	},
+}
+
+// EmailNames are the emails Rapport sends; each has an .html and a .txt.
+var EmailNames = []string{"invitation", "gift"}
+
+// EmailTemplate is one email's two parts, parsed once.
+type EmailTemplate struct {
+	HTML *htmltemplate.Template
+	Text *texttemplate.Template
+}
+
+// Emails parses every email template, or says which one is broken.
+func Emails() (map[string]EmailTemplate, error) {
+	out := map[string]EmailTemplate{}
+	for _, n := range EmailNames {
+		h, err := htmltemplate.ParseFS(files, "emails/"+n+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parse email %s.html: %w", n, err)
+		}
+		t, err := texttemplate.ParseFS(files, "emails/"+n+".txt")
+		if err != nil {
+			return nil, fmt.Errorf("parse email %s.txt: %w", n, err)
+		}
+		out[n] = EmailTemplate{HTML: h, Text: t}
+	}
+	return out, nil
 }

@@ -50,4 +50,79 @@
     };
     setTimeout(poll, 500);
   }
+
+  // Campaign builder: show the fields of the chosen kind, and keep the
+  // audience count and sample current as the filter changes (debounced).
+  var builder = document.getElementById("builder");
+  if (builder) {
+    var showKind = function () {
+      var kind = (builder.querySelector('input[name="kind"]:checked') || {}).value || "event";
+      builder.querySelectorAll("[data-kind]").forEach(function (el) {
+        el.hidden = el.getAttribute("data-kind") !== kind;
+      });
+    };
+    builder.querySelectorAll('input[name="kind"]').forEach(function (r) { r.addEventListener("change", showKind); });
+    showKind();
+
+    var cents = function (v) {
+      v = (v || "").replace(/[$,\s]/g, "");
+      if (v === "") return undefined;
+      var n = Number(v);
+      return isFinite(n) ? Math.round(n * 100) : NaN;
+    };
+    var int = function (v) { return v === "" || v == null ? undefined : parseInt(v, 10); };
+    var selected = function (id) {
+      return Array.prototype.map.call(document.getElementById(id).selectedOptions, function (o) { return o.value; });
+    };
+    var timer = null, seq = 0;
+    var preview = function () {
+      var f = {
+        min_spend_cents: cents(builder.min_spend.value), max_spend_cents: cents(builder.max_spend.value),
+        metros: selected("metros"), owner_ids: selected("owner_ids").map(Number),
+        min_level: int(builder.min_level.value), max_level: int(builder.max_level.value),
+        not_contacted_within_days: int(builder.not_contacted_within_days.value)
+      };
+      var mine = ++seq;
+      fetch("/api/v1/audience/preview", {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+        body: JSON.stringify(f)
+      }).then(function (r) { return r.json().then(function (d) { return { ok: r.ok, d: d }; }); })
+        .then(function (res) {
+          if (mine !== seq) return;
+          var err = document.getElementById("preview-error");
+          if (!res.ok) {
+            var e = res.d.error || {};
+            err.textContent = e.message + (e.fields ? ": " + Object.keys(e.fields).map(function (k) { return k + " " + e.fields[k]; }).join("; ") : "");
+            err.hidden = false;
+            return;
+          }
+          err.hidden = true;
+          document.getElementById("preview-count").textContent = res.d.count.toLocaleString();
+          var pct = parseInt(builder.holdout_percent.value, 10) || 0;
+          document.getElementById("preview-holdout").textContent = pct > 0 ?
+            " (about " + Math.round(res.d.count * pct / 100).toLocaleString() + " held out, not contacted)" : "";
+          var ul = document.getElementById("preview-sample");
+          ul.textContent = "";
+          res.d.sample.forEach(function (c) {
+            var li = document.createElement("li");
+            li.textContent = c.name + " · " + c.metro_area + " · $" + (c.annual_spend_cents / 100).toLocaleString() + " · " + c.level_name;
+            ul.appendChild(li);
+          });
+        }).catch(function () {});
+    };
+    builder.addEventListener("input", function (e) {
+      if (!e.target.hasAttribute("data-preview")) return;
+      clearTimeout(timer);
+      timer = setTimeout(preview, 300);
+    });
+    builder.addEventListener("change", function (e) {
+      if (e.target.hasAttribute("data-preview")) { clearTimeout(timer); timer = setTimeout(preview, 100); }
+    });
+    preview();
+  }
+
+  // A sending campaign's page refreshes its funnel until sending ends.
+  var sending = document.getElementById("sending-note");
+  if (sending) setTimeout(function () { window.location.reload(); }, 3000);
 })();

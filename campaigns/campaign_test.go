@@ -1,0 +1,379 @@
+package campaigns_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rapport/rapport/campaigns"
+	"github.com/rapport/rapport/campaigns/campaignstest"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func eventInput(name string) campaigns.CampaignInput {
+	start := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Hour)
+	return campaigns.CampaignInput{Kind: campaigns.KindEvent, Name: name, TimeZone: "America/Chicago",
+		Filter: campaigns.Filter{Metros: []string{"Chicago"}},
+		Event: &campaigns.EventFields{Venue: "Art Institute", Address: "111 S Michigan Ave", StartsAt: &start,
+			EndsAt: ptr(start.Add(3 * time.Hour)), Capacity: 40, GuestsPerInvite: 1}}
+}
+
+// addCustomers creates n subscribed customers in Chicago.
+func addCustomers(t *testing.T, s *campaigns.Store, n int, prefix string) []int64 {
+	t.Helper()
+	var ids []int64
+	for i := 0; i < n; i++ {
+		r, err := s.UpsertCustomer(context.Background(), campaigns.CustomerInput{Name: fmt.Sprintf("%s %d", prefix, i),
+			Email: fmt.Sprintf("%s%d@example.com", prefix, i), MetroArea: ptr("Chicago"), AnnualSpendCents: ptr(int64(50000))},
+			campaigns.UpsertMeta{Actor: "t", Source: "t", Rule: campaigns.RuleAPI})
+		require.NoError(t, err)
+		ids = append(ids, r.Customer.ID)
+	}
+	return ids
+}
+
+func TestCampaignValidationNamesFields(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		start := time.Now().Add(48 * time.Hour)
+		cases := []struct {
+			name  string
+			in    campaigns.CampaignInput
+			field string
+		}{
+			{"no kind", campaigns.CampaignInput{Name: "x", TimeZone: "UTC"}, "kind"},
+			{"bad zone", func() campaigns.CampaignInput { in := eventInput("x"); in.TimeZone = "Mars/Olympus"; return in }(), "time_zone"},
+			{"end before start", func() campaigns.CampaignInput {
+				in := eventInput("x")
+				in.Event.EndsAt = ptr(in.Event.StartsAt.Add(-time.Hour))
+				return in
+			}(), "event.ends_at"},
+			{"no capacity", func() campaigns.CampaignInput { in := eventInput("x"); in.Event.Capacity = 0; return in }(), "event.capacity"},
+			{"deadline after start", func() campaigns.CampaignInput {
+				in := eventInput("x")
+				in.Event.RSVPDeadline = ptr(in.Event.StartsAt.Add(time.Hour))
+				return in
+			}(), "event.rsvp_deadline"},
+			{"bad filter", func() campaigns.CampaignInput {
+				in := eventInput("x")
+				in.Filter.MinLevel = ptr(9)
+				return in
+			}(), "filter.min_level"},
+			{"holdout too big", func() campaigns.CampaignInput { in := eventInput("x"); in.HoldoutPercent = 80; return in }(), "holdout_percent"},
+			{"gift without gift", campaigns.CampaignInput{Kind: campaigns.KindGift, Name: "g", TimeZone: "UTC"}, "gift"},
+			{"unknown gift type", campaigns.CampaignInput{Kind: campaigns.KindGift, Name: "g", TimeZone: "UTC",
+				Gift: &campaigns.GiftFields{Type: "yacht"}}, "gift.type"},
+			{"no name", func() campaigns.CampaignInput { in := eventInput(" "); return in }(), "name"},
+		}
+		_ = start
+		for _, tc := range cases {
+			_, err := s.CreateCampaign(ctx, tc.in, "t")
+			require.Error(t, err, tc.name)
+			e, ok := err.(*campaigns.Error)
+			require.True(t, ok, tc.name)
+			require.Equal(t, campaigns.EINVALID, e.Code, tc.name)
+			require.Contains(t, e.Fields, tc.field, "%s: %v", tc.name, e.Fields)
+		}
+	})
+}
+
+func TestStateMachine(t *testing.T) {
+	legal := map[[2]campaigns.Status]bool{
+		{"draft", "scheduled"}: true, {"draft", "cancelled"}: true, {"scheduled", "sending"}: true,
+		{"scheduled", "paused"}: true, {"sending", "sent"}: true, {"sending", "paused"}: true, {"paused", "sending"}: true,
+		{"sent", "closed"}: true, {"missed", "scheduled"}: true, {"scheduled", "missed"}: true,
+	}
+	illegal := [][2]campaigns.Status{{"draft", "sent"}, {"sent", "sending"}, {"closed", "scheduled"},
+		{"cancelled", "scheduled"}, {"draft", "sending"}, {"closed", "cancelled"}, {"sent", "cancelled"}}
+	for pair := range legal {
+		require.True(t, campaigns.CanTransition(pair[0], pair[1]), "%v", pair)
+	}
+	for _, pair := range illegal {
+		require.False(t, campaigns.CanTransition(pair[0], pair[1]), "%v", pair)
+	}
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		c, err := s.CreateCampaign(ctx, eventInput("Lifecycle"), "t")
+		require.NoError(t, err)
+		_, err = s.Resume(ctx, c.ID)
+		require.Equal(t, campaigns.ECONFLICT, campaigns.ErrorCode(err), "a draft cannot be resumed")
+		_, err = s.CloseCampaign(ctx, c.ID)
+		require.Equal(t, campaigns.ECONFLICT, campaigns.ErrorCode(err))
+		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{SendAt: ptr(time.Now().Add(-2 * time.Hour))})
+		require.Equal(t, campaigns.EINVALID, campaigns.ErrorCode(err), "the past")
+		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Cron: "0 9 1 * *"})
+		require.Equal(t, campaigns.EINVALID, campaigns.ErrorCode(err), "events do not recur")
+		c, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{SendAt: ptr(time.Now().Add(time.Hour))})
+		require.NoError(t, err)
+		require.Equal(t, campaigns.StatusScheduled, c.Status)
+		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
+		require.Equal(t, campaigns.ECONFLICT, campaigns.ErrorCode(err), "already scheduled")
+		c, err = s.Pause(ctx, c.ID)
+		require.NoError(t, err)
+		c, err = s.Resume(ctx, c.ID)
+		require.NoError(t, err)
+		require.Equal(t, campaigns.StatusScheduled, c.Status, "never started: back to waiting")
+		c, err = s.Cancel(ctx, c.ID)
+		require.NoError(t, err)
+		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
+		require.Equal(t, campaigns.ECONFLICT, campaigns.ErrorCode(err), "cancelled is final")
+	})
+}
+
+func TestStartFreezesAudienceOnceWithReproducibleHoldout(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		ids := addCustomers(t, s, 200, "fz")
+		require.NoError(t, s.SetConsent(ctx, ids[0], campaigns.Unsubscribed, "test"))
+		in := eventInput("Freeze")
+		in.HoldoutPercent = 10
+		c, err := s.CreateCampaign(ctx, in, "t")
+		require.NoError(t, err)
+		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
+		require.NoError(t, err)
+
+		// Two processes race to start it: exactly one wins.
+		type startOut struct {
+			r   campaigns.StartResult
+			err error
+		}
+		results := make(chan startOut, 2)
+		for i := 0; i < 2; i++ {
+			go func() {
+				r, err := s.Start(ctx, c.ID)
+				results <- startOut{r, err}
+			}()
+		}
+		o1, o2 := <-results, <-results
+		require.NoError(t, o1.err)
+		require.NoError(t, o2.err)
+		r1, r2 := o1.r, o2.r
+		require.True(t, r1.Started != r2.Started, "exactly one start wins")
+		won := r1
+		if r2.Started {
+			won = r2
+		}
+		require.EqualValues(t, 199, won.Frozen, "the unsubscribed customer is not in the audience")
+		require.EqualValues(t, 20, won.Holdout, "10%% of 199, rounded")
+
+		c, err = s.Campaign(ctx, c.ID)
+		require.NoError(t, err)
+		f, err := s.Funnel(ctx, c)
+		require.NoError(t, err)
+		require.EqualValues(t, 199, f.Audience)
+		require.EqualValues(t, 20, f.Holdout)
+		require.EqualValues(t, 179, f.Pending)
+
+		// The draw is reproducible: the same seed over the same audience.
+		var held []int64
+		require.NoError(t, s.DB().Table("invitations").Where("campaign_id = ? AND holdout", c.ID).Order("customer_id").Pluck("customer_id", &held).Error)
+		in2 := in
+		in2.Name = "Freeze again"
+		c2, err := s.CreateCampaign(ctx, in2, "t")
+		require.NoError(t, err)
+		require.NoError(t, s.DB().Exec("UPDATE campaigns SET holdout_seed = ? WHERE id = ?", c.HoldoutSeed, c2.ID).Error)
+		_, err = s.Schedule(ctx, c2.ID, campaigns.ScheduleInput{Now: true})
+		require.NoError(t, err)
+		_, err = s.Start(ctx, c2.ID)
+		require.NoError(t, err)
+		var held2 []int64
+		require.NoError(t, s.DB().Table("invitations").Where("campaign_id = ? AND holdout", c2.ID).Order("customer_id").Pluck("customer_id", &held2).Error)
+		require.Equal(t, held, held2)
+	})
+}
+
+func TestClaimSettleAndRecover(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		ids := addCustomers(t, s, 30, "cl")
+		c, err := s.CreateCampaign(ctx, eventInput("Claims"), "t")
+		require.NoError(t, err)
+		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
+		require.NoError(t, err)
+		_, err = s.Start(ctx, c.ID)
+		require.NoError(t, err)
+
+		// A customer who unsubscribes after the freeze is suppressed at claim.
+		require.NoError(t, s.SetConsent(ctx, ids[3], campaigns.Unsubscribed, "test"))
+		far := time.Now().Add(time.Hour)
+		a, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "A", BatchID: "b1", Limit: 10, Lease: time.Minute, CancelBy: far})
+		require.NoError(t, err)
+		require.Len(t, a, 10)
+		for _, cl := range a {
+			require.NotEqual(t, ids[3], cl.CustomerID)
+			require.Len(t, cl.Tokens, 3, "rsvp, unsubscribe and check-in links")
+			tok, err := s.ResolveToken(ctx, campaigns.TokenRSVP, cl.Tokens[campaigns.TokenRSVP])
+			require.NoError(t, err)
+			require.Equal(t, cl.ID, *tok.InvitationID)
+		}
+		_, err = s.ResolveToken(ctx, campaigns.TokenRSVP, a[0].Tokens[campaigns.TokenUnsubscribe])
+		require.Equal(t, campaigns.ENOTFOUND, campaigns.ErrorCode(err), "a token of another kind")
+
+		b, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "B", BatchID: "b2", Limit: 10, Lease: -time.Second, CancelBy: far})
+		require.NoError(t, err)
+		require.Len(t, b, 10)
+		seen := map[int64]bool{}
+		for _, cl := range append(a, b...) {
+			require.False(t, seen[cl.ID], "no row claimed twice")
+			seen[cl.ID] = true
+		}
+		idsOf := func(cs []campaigns.Claim) []int64 {
+			var out []int64
+			for _, c := range cs {
+				out = append(out, c.ID)
+			}
+			return out
+		}
+		n, err := s.SettleSent(ctx, "A", "b1", idsOf(a), "msg-1")
+		require.NoError(t, err)
+		require.EqualValues(t, 10, n)
+		// B's lease has expired: its settle does not count.
+		n, err = s.SettleSent(ctx, "B", "b2", idsOf(b), "msg-2")
+		require.NoError(t, err)
+		require.EqualValues(t, 0, n)
+		exp, err := s.ExpiredBatches(ctx)
+		require.NoError(t, err)
+		require.Len(t, exp, 1)
+		require.Equal(t, "b2", exp[0].BatchID)
+		require.NotNil(t, exp[0].CancelBy)
+		n, err = s.RequeueBatch(ctx, "b2")
+		require.NoError(t, err)
+		require.EqualValues(t, 10, n)
+
+		c, err = s.Campaign(ctx, c.ID)
+		require.NoError(t, err)
+		f, err := s.Funnel(ctx, c)
+		require.NoError(t, err)
+		require.EqualValues(t, 10, f.Sent)
+		require.EqualValues(t, 1, f.Suppressed)
+		require.EqualValues(t, 19, f.Pending)
+
+		done, err := s.FinishIfDone(ctx, c.ID)
+		require.NoError(t, err)
+		require.False(t, done)
+		// Pausing stops further claims; nothing sent is touched.
+		_, err = s.Pause(ctx, c.ID)
+		require.NoError(t, err)
+		none, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "A", BatchID: "b3", Limit: 10, Lease: time.Minute, CancelBy: far})
+		require.NoError(t, err)
+		require.Empty(t, none)
+		c, err = s.Resume(ctx, c.ID)
+		require.NoError(t, err)
+		require.Equal(t, campaigns.StatusSending, c.Status)
+		rest, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "A", BatchID: "b4", Limit: 100, Lease: time.Minute, CancelBy: far})
+		require.NoError(t, err)
+		require.Len(t, rest, 19)
+		_, err = s.SettleSent(ctx, "A", "b4", idsOf(rest), "msg-4")
+		require.NoError(t, err)
+		done, err = s.FinishIfDone(ctx, c.ID)
+		require.NoError(t, err)
+		require.True(t, done)
+		c, err = s.Campaign(ctx, c.ID)
+		require.NoError(t, err)
+		require.Equal(t, campaigns.StatusSent, c.Status)
+		cu, err := s.Customer(ctx, ids[0])
+		require.NoError(t, err)
+		require.NotNil(t, cu.LastContactedAt, "sending records the contact for frequency caps")
+	})
+}
+
+func TestGiftCodesOnePerRecipient(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		addCustomers(t, s, 12, "gc")
+		in := campaigns.CampaignInput{Kind: campaigns.KindGift, Name: "Thanks", TimeZone: "America/Chicago",
+			Filter: campaigns.Filter{Metros: []string{"chicago"}},
+			Gift:   &campaigns.GiftFields{Type: "gift_card", FaceValueCents: 1000, UnitCostCents: 1000}}
+		c, err := s.CreateCampaign(ctx, in, "t")
+		require.NoError(t, err)
+		require.Equal(t, "codes", c.Fulfilment)
+		counts, err := s.AddGiftCodes(ctx, c.ID, []string{"A-1", "A-2", "A-2", " A-3 "})
+		require.NoError(t, err)
+		require.EqualValues(t, 3, counts.Added)
+		_, err = s.AddGiftCodes(ctx, c.ID, []string{"ok", " "})
+		require.Equal(t, campaigns.EINVALID, campaigns.ErrorCode(err))
+		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
+		require.Error(t, err)
+		require.Contains(t, err.Error(), "add 9 more")
+		var codes []string
+		for i := 0; i < 20; i++ {
+			codes = append(codes, fmt.Sprintf("B-%02d", i))
+		}
+		counts, err = s.AddGiftCodes(ctx, c.ID, codes)
+		require.NoError(t, err)
+		require.EqualValues(t, 23, counts.Available)
+		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
+		require.NoError(t, err)
+		_, err = s.Start(ctx, c.ID)
+		require.NoError(t, err)
+		cl, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "A", BatchID: "g1", Limit: 100, Lease: time.Minute, CancelBy: time.Now().Add(time.Hour)})
+		require.NoError(t, err)
+		require.Len(t, cl, 12)
+		got := map[string]bool{}
+		for _, x := range cl {
+			require.NotEmpty(t, x.GiftCode)
+			require.False(t, got[x.GiftCode], "a code goes to one recipient")
+			got[x.GiftCode] = true
+		}
+		counts, err = s.GiftCodeCounts(ctx, c.ID)
+		require.NoError(t, err)
+		require.EqualValues(t, 12, counts.Assigned)
+	})
+}
+
+func TestEmailEventsApplyOnceInAnyOrder(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		ids := addCustomers(t, s, 3, "ev")
+		c, err := s.CreateCampaign(ctx, eventInput("Events"), "t")
+		require.NoError(t, err)
+		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
+		require.NoError(t, err)
+		_, err = s.Start(ctx, c.ID)
+		require.NoError(t, err)
+		cl, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "A", BatchID: "e1", Limit: 10, Lease: time.Minute, CancelBy: time.Now().Add(time.Hour)})
+		require.NoError(t, err)
+		var inv []int64
+		for _, x := range cl {
+			inv = append(inv, x.ID)
+		}
+		_, err = s.SettleSent(ctx, "A", "e1", inv, "m")
+		require.NoError(t, err)
+		now := time.Now()
+		evs := []campaigns.EmailEvent{
+			{SGEventID: "e-3", InvitationID: &inv[1], Event: "delivered", OccurredAt: now.Add(2 * time.Second)},
+			{SGEventID: "e-2", InvitationID: &inv[1], Event: "bounce", Reason: "550 no such user", OccurredAt: now.Add(time.Second)},
+			{SGEventID: "e-1", InvitationID: &inv[0], Event: "delivered", OccurredAt: now},
+			{SGEventID: "e-4", InvitationID: &inv[2], Event: "spamreport", OccurredAt: now},
+			{SGEventID: "e-5", InvitationID: &inv[0], Event: "open", OccurredAt: now},
+		}
+		for round := 0; round < 3; round++ {
+			n, err := s.ApplyEmailEvents(ctx, append([]campaigns.EmailEvent(nil), evs...))
+			require.NoError(t, err)
+			if round == 0 {
+				require.Equal(t, 5, n)
+			} else {
+				require.Equal(t, 0, n, "repeats change nothing")
+			}
+		}
+		c, err = s.Campaign(ctx, c.ID)
+		require.NoError(t, err)
+		f, err := s.Funnel(ctx, c)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, f.Delivered)
+		require.EqualValues(t, 1, f.Failed, "a bounce is final whatever the order")
+		byCustomer := map[int64]campaigns.ConsentState{}
+		for _, id := range ids {
+			cu, err := s.Customer(ctx, id)
+			require.NoError(t, err)
+			byCustomer[id] = cu.ConsentState
+		}
+		require.Contains(t, []campaigns.ConsentState{campaigns.Bounced, campaigns.SpamReported}, byCustomer[cl[1].CustomerID])
+		require.Equal(t, campaigns.Bounced, byCustomer[cl[1].CustomerID])
+		require.Equal(t, campaigns.SpamReported, byCustomer[cl[2].CustomerID])
+	})
+}

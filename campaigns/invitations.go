@@ -1,0 +1,455 @@
+package campaigns
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/rapport/rapport/config"
+)
+
+// InvitationStatus is where one email is.
+type InvitationStatus string
+
+const (
+	InvPending    InvitationStatus = "pending"
+	InvSending    InvitationStatus = "sending" // claimed by a worker under a lease
+	InvSent       InvitationStatus = "sent"
+	InvDelivered  InvitationStatus = "delivered"
+	InvFailed     InvitationStatus = "failed"
+	InvSuppressed InvitationStatus = "suppressed"
+)
+
+// Invitation is one audience member of a campaign: contacted, or held out.
+type Invitation struct {
+	ID           int64            `json:"id"`
+	CampaignID   int64            `json:"campaign_id"`
+	CustomerID   int64            `json:"customer_id"`
+	Email        string           `json:"email"`
+	Run          int              `json:"run"`
+	Holdout      bool             `json:"holdout"`
+	Status       InvitationStatus `json:"status"`
+	Uncertain    bool             `json:"uncertain,omitempty"`
+	Attempts     int              `json:"attempts"`
+	LeaseOwner   *string          `json:"-"`
+	LeaseUntil   *time.Time       `json:"-"`
+	BatchID      *string          `json:"-"`
+	CancelBy     *time.Time       `json:"-"`
+	MessageID    *string          `json:"-"`
+	StatusReason string           `json:"status_reason,omitempty"`
+	SentAt       *time.Time       `json:"sent_at"`
+	DeliveredAt  *time.Time       `json:"delivered_at"`
+	OpenedAt     *time.Time       `json:"opened_at,omitempty"`
+	ClickedAt    *time.Time       `json:"clicked_at,omitempty"`
+	RSVP         string           `json:"rsvp" gorm:"column:rsvp"`
+	Guests       int              `json:"guests"`
+	Attended     bool             `json:"attended"`
+	CheckedInAt  *time.Time       `json:"checked_in_at"`
+	CreatedAt    time.Time        `json:"created_at"`
+	UpdatedAt    time.Time        `json:"updated_at"`
+}
+
+// holdoutSize is how many of n are held out at pct percent (rounded).
+func holdoutSize(n int64, pct int) int64 { return (n*int64(pct) + 50) / 100 }
+
+// StartResult says what starting a campaign run did.
+type StartResult struct {
+	Started bool  // this process won the race to start it
+	Frozen  int64 // invitations created by this run
+	Holdout int64
+}
+
+// Start moves a due campaign from scheduled to sending and freezes its
+// audience, in one transaction: the conditional UPDATE lets exactly one
+// process win; invitations are created by one INSERT … SELECT with a unique
+// (campaign, customer) key, so a standing campaign's later runs add only
+// customers who newly qualify; the holdout is drawn from a seeded shuffle.
+func (s *Store) Start(ctx context.Context, id int64) (StartResult, error) {
+	var res StartResult
+	var short error
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var c Campaign
+		if err := tx.Take(&c, id).Error; err != nil {
+			return notFound(err, "campaign", id)
+		}
+		now := s.now()
+		ok, err := s.transition(tx, id, []Status{StatusScheduled}, StatusSending,
+			map[string]any{"runs": gorm.Expr("runs + 1"), "last_run_at": now})
+		if err != nil || !ok {
+			return err
+		}
+		res.Started = true
+		run := c.Runs + 1
+		sub := c.Filter().apply(tx.Model(&Customer{}), now).
+			Select("?, id, email, ?, ?, 'pending', 0, 'none', 0, ?, ?, ?", c.ID, run, false, false, now, now).
+			Where("NOT EXISTS (SELECT 1 FROM invitations i WHERE i.campaign_id = ? AND i.customer_id = customers.id)", c.ID)
+		ins := tx.Exec("INSERT INTO invitations (campaign_id, customer_id, email, run, holdout, status, attempts, rsvp, guests, attended, created_at, updated_at) ? ON CONFLICT DO NOTHING", sub)
+		if ins.Error != nil {
+			return ins.Error
+		}
+		res.Frozen = ins.RowsAffected
+		if res.Holdout, err = s.drawHoldout(tx, &c, run); err != nil {
+			return err
+		}
+		if c.Kind == KindGift && c.Fulfilment == "codes" {
+			need := res.Frozen - res.Holdout
+			var have int64
+			if err := tx.Model(&GiftCode{}).Where("campaign_id = ? AND invitation_id IS NULL", c.ID).Count(&have).Error; err != nil {
+				return err
+			}
+			if have < need {
+				short = fmt.Errorf("not enough gift codes to start: %d recipients, %d codes available; add %d more, then resume", need, have, need-have)
+				return short
+			}
+		}
+		return nil
+	})
+	if short != nil {
+		_, err := s.transition(s.db.WithContext(ctx), id, []Status{StatusScheduled}, StatusPaused, map[string]any{"status_note": short.Error()})
+		return StartResult{}, err
+	}
+	return res, err
+}
+
+// drawHoldout marks a reproducible random pct of the run's audience as
+// holdout: the same seed and audience always give the same draw.
+func (s *Store) drawHoldout(tx *gorm.DB, c *Campaign, run int) (int64, error) {
+	if c.HoldoutPercent == 0 {
+		return 0, nil
+	}
+	var ids []int64
+	if err := tx.Model(&Invitation{}).Where("campaign_id = ? AND run = ?", c.ID, run).
+		Order("customer_id").Pluck("id", &ids).Error; err != nil {
+		return 0, err
+	}
+	k := holdoutSize(int64(len(ids)), c.HoldoutPercent)
+	rng := rand.New(rand.NewPCG(uint64(c.HoldoutSeed), uint64(run)))
+	rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	chosen := ids[:k]
+	sort.Slice(chosen, func(i, j int) bool { return chosen[i] < chosen[j] })
+	for start := 0; start < len(chosen); start += 5000 {
+		end := min(start+5000, len(chosen))
+		if err := tx.Model(&Invitation{}).Where("id IN ?", chosen[start:end]).
+			Update("holdout", true).Error; err != nil {
+			return 0, err
+		}
+	}
+	return k, nil
+}
+
+// Claim is one invitation handed to a worker to send.
+type Claim struct {
+	Invitation
+	Name     string
+	Tokens   map[string]string // kind → plaintext public token, minted for this send
+	GiftCode string
+}
+
+// ClaimOptions shape a claim.
+type ClaimOptions struct {
+	Worker   string
+	BatchID  string
+	Limit    int
+	Lease    time.Duration
+	CancelBy time.Time // until when this batch can be recalled
+}
+
+// Claim leases up to Limit pending invitations of a sending campaign to one
+// worker, in one transaction: consent is checked again (who unsubscribed
+// since the freeze is suppressed), public tokens are minted and stored
+// hashed, and each gift recipient gets exactly one code. On PostgreSQL,
+// rows are locked with SKIP LOCKED so workers never claim the same row.
+func (s *Store) Claim(ctx context.Context, campaignID int64, o ClaimOptions) ([]Claim, error) {
+	var out []Claim
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var c Campaign
+		if err := tx.Take(&c, campaignID).Error; err != nil {
+			return notFound(err, "campaign", campaignID)
+		}
+		if c.Status != StatusSending {
+			return nil
+		}
+		now := s.now()
+		if err := tx.Exec(`UPDATE invitations SET status = 'suppressed', status_reason = 'no consent at send time', updated_at = ?
+			WHERE campaign_id = ? AND status = 'pending' AND customer_id IN
+			(SELECT id FROM customers WHERE consent_state <> 'subscribed')`, now, campaignID).Error; err != nil {
+			return err
+		}
+		var rows []Invitation
+		set := "status = 'sending', lease_owner = ?, lease_until = ?, batch_id = ?, cancel_by = ?, attempts = attempts + 1, updated_at = ?"
+		args := []any{o.Worker, now.Add(o.Lease), o.BatchID, o.CancelBy, now}
+		var q string
+		if s.dialect == config.Postgres {
+			q = `WITH locked AS (SELECT id FROM invitations WHERE campaign_id = ? AND status = 'pending' AND NOT holdout
+				ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)
+				UPDATE invitations SET ` + set + ` FROM locked WHERE invitations.id = locked.id RETURNING invitations.*`
+			args = append([]any{campaignID, o.Limit}, args...)
+		} else {
+			q = `UPDATE invitations SET ` + set + ` WHERE id IN (SELECT id FROM invitations WHERE campaign_id = ?
+				AND status = 'pending' AND NOT holdout ORDER BY id LIMIT ?) RETURNING *`
+			args = append(args, campaignID, o.Limit)
+		}
+		if err := tx.Raw(q, args...).Scan(&rows).Error; err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
+		ids := make([]int64, len(rows))
+		custIDs := make([]int64, len(rows))
+		for i, r := range rows {
+			ids[i], custIDs[i] = r.ID, r.CustomerID
+		}
+		var names []struct {
+			ID   int64
+			Name string
+		}
+		if err := tx.Model(&Customer{}).Select("id, name").Where("id IN ?", custIDs).Scan(&names).Error; err != nil {
+			return err
+		}
+		nameOf := make(map[int64]string, len(names))
+		for _, n := range names {
+			nameOf[n.ID] = n.Name
+		}
+		codes, err := s.assignGiftCodes(tx, &c, ids, now)
+		if err != nil {
+			return err
+		}
+		kinds := []string{TokenUnsubscribe}
+		if c.Kind == KindEvent {
+			kinds = append(kinds, TokenRSVP, TokenCheckin)
+		}
+		var toks []PublicToken
+		out = make([]Claim, len(rows))
+		for i, r := range rows {
+			cl := Claim{Invitation: r, Name: nameOf[r.CustomerID], Tokens: map[string]string{}, GiftCode: codes[r.ID]}
+			for _, k := range kinds {
+				plain := NewSecret()
+				cl.Tokens[k] = plain
+				invID := r.ID
+				toks = append(toks, PublicToken{TokenHash: HashSecret(plain), Kind: k, InvitationID: &invID,
+					CustomerID: r.CustomerID, CreatedAt: now, ExpiresAt: now.Add(tokenLifetime(k))})
+			}
+			out[i] = cl
+		}
+		return tx.CreateInBatches(toks, 1000).Error
+	})
+	return out, err
+}
+
+// assignGiftCodes gives each claimed gift invitation its code: the one it
+// already has (a resend), else the next free one, in the claim's
+// transaction so no code goes to two people.
+func (s *Store) assignGiftCodes(tx *gorm.DB, c *Campaign, ids []int64, now time.Time) (map[int64]string, error) {
+	codes := map[int64]string{}
+	if c.Kind != KindGift || c.Fulfilment != "codes" {
+		return codes, nil
+	}
+	var have []GiftCode
+	if err := tx.Where("invitation_id IN ?", ids).Find(&have).Error; err != nil {
+		return nil, err
+	}
+	for _, g := range have {
+		codes[*g.InvitationID] = g.Code
+	}
+	var need []int64
+	for _, id := range ids {
+		if _, ok := codes[id]; !ok {
+			need = append(need, id)
+		}
+	}
+	if len(need) == 0 {
+		return codes, nil
+	}
+	var free []GiftCode
+	q := tx.Where("campaign_id = ? AND invitation_id IS NULL", c.ID).Order("id").Limit(len(need))
+	if s.dialect == config.Postgres {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
+	}
+	if err := q.Find(&free).Error; err != nil {
+		return nil, err
+	}
+	for i, id := range need {
+		if i >= len(free) {
+			// The pool ran dry (codes were removed after the start check).
+			if err := tx.Model(&Invitation{}).Where("id = ?", id).Updates(map[string]any{
+				"status": InvFailed, "status_reason": "no gift code left in the pool", "lease_owner": nil, "updated_at": now}).Error; err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := tx.Model(&GiftCode{}).Where("id = ?", free[i].ID).
+			Updates(map[string]any{"invitation_id": id, "assigned_at": now}).Error; err != nil {
+			return nil, err
+		}
+		codes[id] = free[i].Code
+	}
+	return codes, nil
+}
+
+// SettleSent records that the mail service accepted a batch. It only
+// counts while the worker still holds the lease: a worker that lost its
+// lease leaves the rows to the recovery that cancels its batch.
+func (s *Store) SettleSent(ctx context.Context, worker, batchID string, ids []int64, messageID string) (int64, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		now := s.now()
+		res := tx.Model(&Invitation{}).
+			Where("id IN ? AND status = 'sending' AND lease_owner = ? AND batch_id = ? AND lease_until > ?", ids, worker, batchID, now).
+			Updates(map[string]any{"status": InvSent, "sent_at": now, "message_id": messageID, "lease_owner": nil,
+				"lease_until": nil, "status_reason": "", "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		n = res.RowsAffected
+		if n == 0 {
+			return nil
+		}
+		return tx.Exec(`UPDATE customers SET last_contacted_at = ? WHERE id IN
+			(SELECT customer_id FROM invitations WHERE batch_id = ? AND status = 'sent' AND id IN ?)`, now, batchID, ids).Error
+	})
+	return n, err
+}
+
+// SettleFailed marks invitations the mail service refused for good.
+func (s *Store) SettleFailed(ctx context.Context, worker, batchID string, reasons map[int64]string) error {
+	now := s.now()
+	for id, why := range reasons {
+		if err := s.db.WithContext(ctx).Model(&Invitation{}).
+			Where("id = ? AND status = 'sending' AND lease_owner = ? AND batch_id = ?", id, worker, batchID).
+			Updates(map[string]any{"status": InvFailed, "status_reason": truncate(why, 500), "lease_owner": nil,
+				"lease_until": nil, "updated_at": now}).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Release hands claimed invitations back as pending: the mail service
+// certainly did not take them (429, or a request refused as a whole).
+func (s *Store) Release(ctx context.Context, worker, batchID string, ids []int64, reason string) error {
+	return s.db.WithContext(ctx).Model(&Invitation{}).
+		Where("id IN ? AND status = 'sending' AND lease_owner = ? AND batch_id = ?", ids, worker, batchID).
+		Updates(map[string]any{"status": InvPending, "status_reason": truncate(reason, 500), "lease_owner": nil,
+			"lease_until": nil, "batch_id": nil, "cancel_by": nil, "updated_at": s.now()}).Error
+}
+
+// Suppress drops claimed invitations whose customer withdrew consent after
+// the claim, just before the send.
+func (s *Store) SuppressWithdrawn(ctx context.Context, worker, batchID string, ids []int64) ([]int64, error) {
+	var gone []int64
+	err := s.db.WithContext(ctx).Model(&Invitation{}).Joins("JOIN customers ON customers.id = invitations.customer_id").
+		Where("invitations.id IN ? AND customers.consent_state <> 'subscribed'", ids).Pluck("invitations.id", &gone).Error
+	if err != nil || len(gone) == 0 {
+		return nil, err
+	}
+	err = s.db.WithContext(ctx).Model(&Invitation{}).
+		Where("id IN ? AND status = 'sending' AND lease_owner = ? AND batch_id = ?", gone, worker, batchID).
+		Updates(map[string]any{"status": InvSuppressed, "status_reason": "unsubscribed just before sending",
+			"lease_owner": nil, "lease_until": nil, "updated_at": s.now()}).Error
+	return gone, err
+}
+
+// ExpiredBatch is a batch whose worker's lease ran out: it died, hung or
+// lost the database mid-send, so whether the mail service took the batch
+// is unknown until it is cancelled.
+type ExpiredBatch struct {
+	CampaignID int64
+	BatchID    string
+	CancelBy   *time.Time
+	Count      int64
+}
+
+// ExpiredBatches lists batches with expired leases.
+func (s *Store) ExpiredBatches(ctx context.Context) ([]ExpiredBatch, error) {
+	var bs []ExpiredBatch
+	err := s.db.WithContext(ctx).Model(&Invitation{}).
+		Select("campaign_id, batch_id, cancel_by, count(*) AS count").
+		Where("status = 'sending' AND lease_until < ?", s.now()).
+		Group("campaign_id, batch_id, cancel_by").Scan(&bs).Error
+	return bs, err
+}
+
+// RequeueBatch returns an expired batch's invitations to pending once the
+// batch has been cancelled at the mail service, so they are sent again.
+func (s *Store) RequeueBatch(ctx context.Context, batchID string) (int64, error) {
+	res := s.db.WithContext(ctx).Model(&Invitation{}).
+		Where("batch_id = ? AND status = 'sending' AND lease_until < ?", batchID, s.now()).
+		Updates(map[string]any{"status": InvPending, "status_reason": "resent after a worker stopped mid-send",
+			"lease_owner": nil, "lease_until": nil, "batch_id": nil, "cancel_by": nil, "updated_at": s.now()})
+	return res.RowsAffected, res.Error
+}
+
+// MarkUncertain settles an expired batch that can no longer be cancelled:
+// it may or may not have gone out. It is counted as sent, flagged
+// uncertain on the campaign page, and never sent again.
+func (s *Store) MarkUncertain(ctx context.Context, batchID string) (int64, error) {
+	now := s.now()
+	res := s.db.WithContext(ctx).Model(&Invitation{}).
+		Where("batch_id = ? AND status = 'sending' AND lease_until < ?", batchID, now).
+		Updates(map[string]any{"status": InvSent, "uncertain": true, "sent_at": now,
+			"status_reason": "a worker stopped mid-send and the batch could no longer be recalled; it may not have gone out",
+			"lease_owner": nil, "lease_until": nil, "updated_at": now})
+	return res.RowsAffected, res.Error
+}
+
+// FinishIfDone closes a run when nothing is left to send: a one-off
+// campaign becomes sent; a standing one goes back to scheduled for its
+// next run.
+func (s *Store) FinishIfDone(ctx context.Context, campaignID int64) (bool, error) {
+	var left int64
+	if err := s.db.WithContext(ctx).Model(&Invitation{}).
+		Where("campaign_id = ? AND status IN ('pending', 'sending') AND NOT holdout", campaignID).
+		Count(&left).Error; err != nil || left > 0 {
+		return false, err
+	}
+	c, err := s.Campaign(ctx, campaignID)
+	if err != nil {
+		return false, err
+	}
+	if c.Standing() {
+		next, err := nextCronRun(c.CronSpec, c.Location(), s.now())
+		if err != nil {
+			return false, err
+		}
+		return s.transition(s.db.WithContext(ctx), campaignID, []Status{StatusSending}, StatusScheduled,
+			map[string]any{"send_at": next})
+	}
+	return s.transition(s.db.WithContext(ctx), campaignID, []Status{StatusSending}, StatusSent, nil)
+}
+
+// Invitations pages through a campaign's invitations by id.
+func (s *Store) Invitations(ctx context.Context, campaignID int64, page, perPage int) ([]Invitation, *int, error) {
+	if page < 1 {
+		page = 1
+	}
+	if perPage <= 0 || perPage > 1000 {
+		perPage = 100
+	}
+	var out []Invitation
+	err := s.db.WithContext(ctx).Where("campaign_id = ?", campaignID).Order("id").
+		Limit(perPage + 1).Offset((page - 1) * perPage).Find(&out).Error
+	if err != nil {
+		return nil, nil, err
+	}
+	var next *int
+	if len(out) > perPage {
+		out = out[:perPage]
+		n := page + 1
+		next = &n
+	}
+	return out, next, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

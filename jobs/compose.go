@@ -1,0 +1,213 @@
+package jobs
+
+import (
+	"bytes"
+	"fmt"
+	"html"
+	"net/mail"
+	"net/url"
+	"strings"
+	"time"
+
+	ics "github.com/arran4/golang-ical"
+
+	"github.com/rapport/rapport/campaigns"
+	"github.com/rapport/rapport/views"
+)
+
+// Substitution tags filled per recipient. They contain only characters
+// that need no escaping in HTML, text or URLs.
+const (
+	tagFirstName     = "-first_name-"
+	tagFirstNameHTML = "-first_name_html-"
+	tagRSVP          = "-rsvp_url-"
+	tagUnsubscribe   = "-unsubscribe_url-"
+	tagQR            = "-qr_url-"
+	tagGiftCode      = "-gift_code-"
+)
+
+// Composer renders campaign emails from the templates in views/emails.
+type Composer struct {
+	BaseURL       string
+	From          mail.Address
+	PostalAddress string
+	templates     map[string]views.EmailTemplate
+}
+
+// NewComposer parses the email templates once.
+func NewComposer(baseURL string, from mail.Address, postal string) (*Composer, error) {
+	t, err := views.Emails()
+	if err != nil {
+		return nil, err
+	}
+	if baseURL == "" {
+		baseURL = "http://localhost:3000"
+	}
+	if strings.TrimSpace(postal) == "" {
+		postal = "(set MAIL_POSTAL_ADDRESS: the sender's postal address belongs in every marketing email)"
+	}
+	return &Composer{BaseURL: strings.TrimRight(baseURL, "/"), From: from, PostalAddress: postal, templates: t}, nil
+}
+
+// emailData is what the email templates see.
+type emailData struct {
+	Subject        string
+	Campaign       *campaigns.Campaign
+	When           string
+	Deadline       string
+	MapURL         string
+	GiftLabel      string
+	FaceValue      string
+	HasCode        bool
+	PostalAddress  string
+	FirstName      string
+	FirstNameHTML  string
+	RSVPURL        string
+	UnsubscribeURL string
+	QRURL          string
+	GiftCode       string
+}
+
+// Subject is the campaign's subject line, or a sensible default.
+func Subject(c *campaigns.Campaign) string {
+	if c.Subject != "" {
+		return c.Subject
+	}
+	if c.Kind == campaigns.KindGift {
+		return "A thank-you gift for you: " + c.Name
+	}
+	return "You're invited: " + c.Name
+}
+
+// FormatWhen writes an event's time in its own zone, naming the zone.
+func FormatWhen(c *campaigns.Campaign) string {
+	if c.StartsAt == nil {
+		return ""
+	}
+	loc := c.Location()
+	s := c.StartsAt.In(loc)
+	out := s.Format("Monday, January 2, 2006, 3:04 PM")
+	if c.EndsAt != nil {
+		e := c.EndsAt.In(loc)
+		if e.YearDay() == s.YearDay() && e.Year() == s.Year() {
+			out += "–" + e.Format("3:04 PM")
+		} else {
+			out += " – " + e.Format("Monday, January 2, 3:04 PM")
+		}
+	}
+	return out + " " + s.Format("MST") + " (" + loc.String() + ")"
+}
+
+// Batch renders one batch for claimed invitations. The content is shared;
+// each recipient's name, links and gift code are substitutions.
+func (cp *Composer) Batch(c *campaigns.Campaign, claims []campaigns.Claim, batchID string, sendAt time.Time) (*Batch, error) {
+	kind := "invitation"
+	if c.Kind == campaigns.KindGift {
+		kind = "gift"
+	}
+	d := emailData{Subject: Subject(c), Campaign: c, When: FormatWhen(c), PostalAddress: cp.PostalAddress,
+		FirstName: tagFirstName, FirstNameHTML: tagFirstNameHTML, RSVPURL: tagRSVP, UnsubscribeURL: tagUnsubscribe,
+		QRURL: tagQR, GiftCode: tagGiftCode, GiftLabel: campaigns.GiftTypes[c.GiftType],
+		FaceValue: campaigns.FormatMoney(c.FaceValueCents), HasCode: c.Fulfilment == "codes"}
+	if c.RSVPDeadline != nil {
+		d.Deadline = c.RSVPDeadline.In(c.Location()).Format("Monday, January 2, 3:04 PM MST")
+	}
+	if c.Address != "" {
+		d.MapURL = "https://www.openstreetmap.org/search?query=" + url.QueryEscape(c.Address)
+	}
+	t := cp.templates[kind]
+	var h, txt bytes.Buffer
+	if err := t.HTML.Execute(&h, d); err != nil {
+		return nil, fmt.Errorf("render %s email: %w", kind, err)
+	}
+	if err := t.Text.Execute(&txt, d); err != nil {
+		return nil, fmt.Errorf("render %s email: %w", kind, err)
+	}
+	b := &Batch{ID: batchID, CampaignID: c.ID, Kind: kind, SendAt: sendAt, From: cp.From, Subject: d.Subject,
+		Text: txt.String(), HTML: h.String(), Categories: []string{"rapport", kind, "campaign-" + fmt.Sprint(c.ID)}}
+	if c.Kind == campaigns.KindEvent {
+		cal, err := cp.Calendar(c, "")
+		if err != nil {
+			return nil, err
+		}
+		b.Attachments = []Attachment{{Filename: "invitation.ics", Type: "text/calendar; charset=utf-8; method=PUBLISH", Content: cal}}
+	}
+	for _, cl := range claims {
+		unsub := cp.BaseURL + "/u/" + cl.Tokens[campaigns.TokenUnsubscribe]
+		first := firstName(cl.Name)
+		r := Recipient{InvitationID: cl.ID, Email: cl.Email, Name: cl.Name,
+			Substitutions: map[string]string{
+				tagFirstName: first, tagFirstNameHTML: html.EscapeString(first), tagUnsubscribe: unsub,
+			},
+			Headers: map[string]string{
+				"List-Unsubscribe":      "<" + unsub + ">",
+				"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+			}}
+		if c.Kind == campaigns.KindEvent {
+			r.Substitutions[tagRSVP] = cp.BaseURL + "/r/" + cl.Tokens[campaigns.TokenRSVP]
+			r.Substitutions[tagQR] = cp.BaseURL + "/q/" + cl.Tokens[campaigns.TokenCheckin] + ".png"
+		}
+		if c.Kind == campaigns.KindGift && c.Fulfilment == "codes" {
+			r.Substitutions[tagGiftCode] = cl.GiftCode
+		}
+		b.Recipients = append(b.Recipients, r)
+	}
+	return b, nil
+}
+
+// Calendar is the event's .ics. uidSuffix "" gives the event's shared UID
+// (the bulk invitation); an invitation's own calendar link passes its id so
+// each guest's entry is stable per invitation. SEQUENCE rises when the
+// event's time or place changes.
+func (cp *Composer) Calendar(c *campaigns.Campaign, uidSuffix string) ([]byte, error) {
+	if c.StartsAt == nil || c.EndsAt == nil {
+		return nil, fmt.Errorf("campaign %d has no event time", c.ID)
+	}
+	host := "rapport"
+	if u, err := url.Parse(cp.BaseURL); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	uid := fmt.Sprintf("campaign-%d%s@%s", c.ID, uidSuffix, host)
+	cal := ics.NewCalendar()
+	cal.SetMethod(ics.MethodPublish)
+	cal.SetProductId("-//Rapport//Event invitations//EN")
+	e := cal.AddEvent(uid)
+	e.SetDtStampTime(c.UpdatedAt.UTC())
+	e.SetStartAt(c.StartsAt.UTC())
+	e.SetEndAt(c.EndsAt.UTC())
+	e.SetSequence(c.ICSSequence)
+	e.SetSummary(c.Name)
+	loc := c.Venue
+	if c.Address != "" {
+		loc += ", " + c.Address
+	}
+	e.SetLocation(loc)
+	desc := "Local time: " + FormatWhen(c)
+	if c.Message != "" {
+		desc = c.Message + "\n\n" + desc
+	}
+	e.SetDescription(desc)
+	e.SetOrganizer("mailto:"+cp.From.Address, ics.WithCN(cp.From.Name))
+	return []byte(cal.Serialize()), nil
+}
+
+func firstName(full string) string {
+	f := strings.Fields(full)
+	if len(f) == 0 {
+		return "customer"
+	}
+	return f[0]
+}
+
+// Personalize applies a recipient's substitutions to a text: what the
+// outbox stores and what SendGrid does on its side.
+func Personalize(s string, subs map[string]string) string {
+	if len(subs) == 0 {
+		return s
+	}
+	pairs := make([]string, 0, 2*len(subs))
+	for k, v := range subs {
+		pairs = append(pairs, k, v)
+	}
+	return strings.NewReplacer(pairs...).Replace(s)
+}

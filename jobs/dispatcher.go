@@ -1,0 +1,315 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rapport/rapport/campaigns"
+)
+
+// DispatchConfig tunes sending.
+type DispatchConfig struct {
+	BatchSize   int           // recipients per request (≤ 1000)
+	Concurrency int           // batches in flight per worker process
+	Lease       time.Duration // how long a claim is a worker's; longer than a send can take
+	Lateness    time.Duration // a campaign later than this becomes missed
+}
+
+// Dispatcher starts due campaigns and sends their invitations, exactly
+// once, through a Mailer. Several dispatchers (worker processes) may run on
+// one database:
+//
+//  1. A due campaign moves scheduled → sending by a conditional UPDATE
+//     that one process wins; it freezes the audience in that transaction.
+//  2. A worker reserves a batch id at the mail service, then claims up to
+//     BatchSize pending invitations under a lease, recording the batch id
+//     and the time until which the batch can be recalled (SKIP LOCKED on
+//     PostgreSQL; SQLite has one writer).
+//  3. It sends the batch with send_at Lead ahead (SendGrid: 15 minutes),
+//     and on acceptance marks the rows sent, only while its lease holds.
+//  4. A lease that expires means the worker died or hung somewhere in 2-3.
+//     Whoever finds it cancels the batch at the mail service (SendGrid
+//     scheduled-sends cancel; the outbox deletes the batch's rows) and
+//     returns the invitations to pending, to be sent in a new batch. If the
+//     batch can no longer be recalled (no worker ran until its cancel
+//     deadline), its invitations are settled as sent and flagged uncertain
+//     on the campaign page: bounded, reported, never sent twice.
+type Dispatcher struct {
+	store    *campaigns.Store
+	mailer   Mailer
+	composer *Composer
+	log      *slog.Logger
+	cfg      DispatchConfig
+	worker   string
+
+	draining  atomic.Bool
+	notBefore atomic.Int64 // unix nanos: a 429 holds every sender until then
+	failures  atomic.Int64 // consecutive uncertain failures, for backoff
+}
+
+// NewDispatcher builds a dispatcher; worker names this process in leases.
+func NewDispatcher(store *campaigns.Store, mailer Mailer, composer *Composer, cfg DispatchConfig, log *slog.Logger) *Dispatcher {
+	if cfg.BatchSize <= 0 || cfg.BatchSize > MaxRecipients {
+		cfg.BatchSize = MaxRecipients
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 2
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 2 * time.Minute
+	}
+	if cfg.Lateness <= 0 {
+		cfg.Lateness = 24 * time.Hour
+	}
+	host, _ := os.Hostname()
+	return &Dispatcher{store: store, mailer: mailer, composer: composer, log: log, cfg: cfg,
+		worker: fmt.Sprintf("%s:%d:%s", host, os.Getpid(), campaigns.NewSecret()[:6])}
+}
+
+// Drain asks the dispatcher to stop after the batches in flight.
+func (d *Dispatcher) Drain() { d.draining.Store(true) }
+
+// Job is the dispatcher as a scheduler job run every tick.
+func (d *Dispatcher) Job(tick time.Duration) Job {
+	return Job{Name: "dispatch", Spec: "@every " + tick.String(), Run: d.Tick}
+}
+
+// Tick does everything that is due: missed campaigns, starts, recovery of
+// expired leases, and sending.
+func (d *Dispatcher) Tick(ctx context.Context) error {
+	if n, err := d.store.MarkMissed(ctx, d.cfg.Lateness); err != nil {
+		return err
+	} else if n > 0 {
+		d.log.Warn("campaigns missed their send time", "count", n)
+	}
+	due, err := d.store.DueCampaigns(ctx, d.mailer.Lead())
+	if err != nil {
+		return err
+	}
+	for _, c := range due {
+		res, err := d.store.Start(ctx, c.ID)
+		if err != nil {
+			d.log.Error("start campaign", "campaign", c.ID, "err", err)
+			continue
+		}
+		if res.Started {
+			d.log.Info("campaign started", "campaign", c.ID, "invitations", res.Frozen, "holdout", res.Holdout)
+		}
+	}
+	if err := d.Recover(ctx); err != nil {
+		d.log.Error("recover expired batches", "err", err)
+	}
+	sending, err := d.store.SendingCampaigns(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range sending {
+		if d.draining.Load() || ctx.Err() != nil {
+			return nil
+		}
+		if err := d.sendCampaign(ctx, &sending[i]); err != nil {
+			d.log.Error("send campaign", "campaign", sending[i].ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// Recover cancels and requeues batches whose worker's lease expired.
+func (d *Dispatcher) Recover(ctx context.Context) error {
+	bs, err := d.store.ExpiredBatches(ctx)
+	if err != nil {
+		return err
+	}
+	for _, b := range bs {
+		if b.CancelBy != nil && time.Now().After(*b.CancelBy) {
+			n, err := d.store.MarkUncertain(ctx, b.BatchID)
+			if err != nil {
+				return err
+			}
+			d.log.Error("batch could no longer be recalled; marked uncertain", "campaign", b.CampaignID, "batch", b.BatchID, "invitations", n)
+			continue
+		}
+		if err := d.mailer.Cancel(ctx, b.BatchID); err != nil {
+			d.log.Warn("cancel expired batch failed; will retry", "campaign", b.CampaignID, "batch", b.BatchID, "err", err)
+			continue
+		}
+		n, err := d.store.RequeueBatch(ctx, b.BatchID)
+		if err != nil {
+			return err
+		}
+		d.log.Info("recalled an expired batch; its invitations will be sent again", "campaign", b.CampaignID, "batch", b.BatchID, "invitations", n)
+	}
+	return nil
+}
+
+// sendCampaign sends batches with Concurrency senders until nothing is
+// pending, the campaign is paused or cancelled, or the worker drains.
+func (d *Dispatcher) sendCampaign(ctx context.Context, c *campaigns.Campaign) error {
+	var wg sync.WaitGroup
+	errs := make([]error, d.cfg.Concurrency)
+	for i := 0; i < d.cfg.Concurrency; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for !d.draining.Load() && ctx.Err() == nil {
+				more, err := d.sendBatch(ctx, c)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				if !more {
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	if _, err := d.store.FinishIfDone(ctx, c.ID); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// sendBatch claims and sends one batch. It returns whether to go on.
+func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign) (bool, error) {
+	if wait := time.Until(time.Unix(0, d.notBefore.Load())); wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return false, nil
+		}
+	}
+	batchID, err := d.mailer.NewBatchID(ctx)
+	if err != nil {
+		d.backoff(ctx, err)
+		return true, nil
+	}
+	sendAt := time.Now().UTC().Add(d.mailer.Lead())
+	if c.SendAt != nil && c.SendAt.After(sendAt) {
+		sendAt = c.SendAt.UTC()
+	}
+	cancelBy := sendAt.Add(-d.mailer.CancelWindow())
+	if d.mailer.CancelWindow() < 0 {
+		cancelBy = sendAt.Add(100 * 365 * 24 * time.Hour)
+	}
+	claims, err := d.store.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: d.worker, BatchID: batchID,
+		Limit: d.cfg.BatchSize, Lease: d.cfg.Lease, CancelBy: cancelBy})
+	if err != nil || len(claims) == 0 {
+		return false, err
+	}
+	ids := make([]int64, len(claims))
+	for i, cl := range claims {
+		ids[i] = cl.ID
+	}
+	// Consent again, at the last moment: who unsubscribed since the claim
+	// gets nothing.
+	gone, err := d.store.SuppressWithdrawn(ctx, d.worker, batchID, ids)
+	if err != nil {
+		return false, err
+	}
+	if len(gone) > 0 {
+		claims, ids = without(claims, gone)
+		if len(claims) == 0 {
+			return true, nil
+		}
+	}
+	batch, err := d.composer.Batch(c, claims, batchID, sendAt)
+	if err != nil {
+		_ = d.store.Release(ctx, d.worker, batchID, ids, err.Error())
+		return false, err
+	}
+	msgID, err := d.mailer.Send(ctx, batch)
+	var rl *RateLimitedError
+	var rej *RejectedError
+	var cfgErr *ConfigError
+	switch {
+	case err == nil:
+		d.failures.Store(0)
+		n, err := d.store.SettleSent(ctx, d.worker, batchID, ids, msgID)
+		if err != nil {
+			return false, err
+		}
+		if int(n) < len(ids) {
+			d.log.Warn("lease lost before the batch was settled; recovery will recall it", "batch", batchID)
+		}
+		return true, nil
+	case errors.As(err, &rl):
+		d.notBefore.Store(time.Now().Add(rl.RetryAfter).UnixNano())
+		d.log.Info("rate limited; waiting", "retry_after", rl.RetryAfter.String())
+		return true, d.store.Release(ctx, d.worker, batchID, ids, "rate limited; will retry")
+	case errors.As(err, &rej):
+		if len(rej.Recipients) == 0 {
+			// The request as a whole is wrong: retrying repeats it. Stop
+			// and tell the coordinator.
+			reasons := map[int64]string{}
+			for _, id := range ids {
+				reasons[id] = rej.Error()
+			}
+			if err := d.store.SettleFailed(ctx, d.worker, batchID, reasons); err != nil {
+				return false, err
+			}
+			_, _ = d.store.PauseWithNote(ctx, c.ID, "paused: "+rej.Error())
+			return false, nil
+		}
+		reasons := map[int64]string{}
+		var retry []int64
+		for i, id := range ids {
+			if why, bad := rej.Recipients[i]; bad {
+				reasons[id] = why
+			} else {
+				retry = append(retry, id)
+			}
+		}
+		if err := d.store.SettleFailed(ctx, d.worker, batchID, reasons); err != nil {
+			return false, err
+		}
+		return true, d.store.Release(ctx, d.worker, batchID, retry, "")
+	case errors.As(err, &cfgErr):
+		_ = d.store.Release(ctx, d.worker, batchID, ids, cfgErr.Error())
+		_, _ = d.store.PauseWithNote(ctx, c.ID, "paused: "+cfgErr.Error()+"; fix the SendGrid settings, then resume")
+		return false, nil
+	default:
+		// Unknown outcome: recall the batch before anything is sent again.
+		d.log.Warn("send outcome unknown; recalling the batch", "campaign", c.ID, "batch", batchID, "err", err)
+		if cerr := d.mailer.Cancel(ctx, batchID); cerr == nil {
+			_ = d.store.Release(ctx, d.worker, batchID, ids, "recalled after: "+err.Error())
+		} // else the lease expires and Recover cancels it later
+		d.backoff(ctx, err)
+		return true, nil
+	}
+}
+
+// backoff sleeps after a failure: exponential with jitter, at most 30s.
+func (d *Dispatcher) backoff(ctx context.Context, err error) {
+	n := d.failures.Add(1)
+	wait := time.Duration(min(int64(30*time.Second), int64(250*time.Millisecond)<<min(n, 7)))
+	wait = wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
+	d.log.Info("mail service trouble; backing off", "wait", wait.String(), "err", err)
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+	}
+}
+
+func without(claims []campaigns.Claim, gone []int64) ([]campaigns.Claim, []int64) {
+	drop := make(map[int64]bool, len(gone))
+	for _, id := range gone {
+		drop[id] = true
+	}
+	var out []campaigns.Claim
+	var ids []int64
+	for _, c := range claims {
+		if !drop[c.ID] {
+			out = append(out, c)
+			ids = append(ids, c.ID)
+		}
+	}
+	return out, ids
+}
