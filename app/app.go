@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -88,6 +89,7 @@ func New(d Deps) (*fiber.App, error) {
 		ErrorHandler:          a.errorHandler,
 		BodyLimit:             maxUploadBytes,
 		StreamRequestBody:     true,
+		ReadBufferSize:        16 << 10, // headers up to 16 KiB (long cookies, tokens)
 		ReadTimeout:           60 * time.Second,
 		WriteTimeout:          60 * time.Second,
 		IdleTimeout:           120 * time.Second,
@@ -135,6 +137,7 @@ func New(d Deps) (*fiber.App, error) {
 		CookieSecure:   d.Config.SecureCookies(),
 		Expiration:     d.SessionTTL,
 		ContextKey:     "csrf",
+		SessionKey:     csrfSessionKey,
 		ErrorHandler: func(c *fiber.Ctx, err error) error {
 			return &campaigns.Error{Code: campaigns.EFORBIDDEN, Message: "the form expired or did not come from Rapport; reload the page and try again"}
 		},
@@ -146,6 +149,8 @@ func New(d Deps) (*fiber.App, error) {
 	return f, nil
 }
 
+const csrfSessionKey = "csrf_token"
+
 // loginLimiter limits sign-in attempts per client address, counted in the
 // database so every web process shares the count.
 func (a *App) loginLimiter() fiber.Handler {
@@ -153,8 +158,11 @@ func (a *App) loginLimiter() fiber.Handler {
 		Max:        a.deps.LoginAttempts,
 		Expiration: a.deps.LoginWindow,
 		Storage:    a.store.KV(),
+		// Per address and account, counting failures only: an office
+		// behind one address is not locked out by its own sign-ins.
+		SkipSuccessfulRequests: true,
 		KeyGenerator: func(c *fiber.Ctx) string {
-			return "login:" + c.IP()
+			return "login:" + c.IP() + ":" + strings.ToLower(strings.TrimSpace(c.FormValue("email")))
 		},
 		LimitReached: func(c *fiber.Ctx) error {
 			return campaigns.Errorf(campaigns.ERATELIMIT, "too many sign-in attempts; wait a few minutes and try again")

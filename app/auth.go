@@ -56,9 +56,11 @@ func (a *App) loadUser(c *fiber.Ctx) error {
 	if uid == 0 {
 		return c.Next()
 	}
+	signedIn, _ := sess.Get("signed_in_at").(int64)
 	u, err := a.store.User(ctx, uid)
-	if err != nil || u.DisabledAt != nil {
-		// The user was removed or disabled: end the session.
+	if err != nil || u.DisabledAt != nil || (u.SessionsValidAfter != nil && signedIn < u.SessionsValidAfter.UnixNano()) {
+		// The user was removed or disabled, or their password was reset
+		// since this session began: end it.
 		_ = sess.Destroy()
 		return c.Next()
 	}
@@ -116,8 +118,9 @@ func (a *App) login(c *fiber.Ctx) error {
 	if err := sess.Regenerate(); err != nil {
 		return err
 	}
+	sess.Delete(csrfSessionKey) // and a new CSRF token
 	sess.Set("uid", u.ID)
-	sess.Set("signed_in_at", time.Now().Unix())
+	sess.Set("signed_in_at", time.Now().UnixNano())
 	if err := sess.Save(); err != nil {
 		return err
 	}
@@ -142,8 +145,15 @@ func (a *App) home(c *fiber.Ctx) error {
 
 // safeNext keeps redirects after sign-in on this site.
 func safeNext(n string) string {
-	if !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") || strings.HasPrefix(n, "/\\") {
+	if !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") || len(n) > 2000 {
 		return "/"
+	}
+	// No control characters, spaces or backslashes: they let a header be
+	// injected or a browser read "/\t/evil.example" as another site.
+	for _, r := range n {
+		if r <= ' ' || r == 0x7f || r == '\\' {
+			return "/"
+		}
 	}
 	return utils.CopyString(n)
 }

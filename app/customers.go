@@ -30,11 +30,11 @@ func toCustomerJSON(c *campaigns.Customer) customerJSON {
 func customerQuery(c *fiber.Ctx, dollars bool) (campaigns.CustomerQuery, error) {
 	v := campaigns.Invalid{}
 	q := campaigns.CustomerQuery{Q: utils.CopyString(c.Query("q")), Sort: utils.CopyString(c.Query("sort"))}
+	// Several metros are several metro= parameters: names may hold commas
+	// ("Washington, DC").
 	for _, m := range c.Context().QueryArgs().PeekMulti("metro") {
-		for _, part := range strings.Split(string(m), ",") {
-			if strings.TrimSpace(part) != "" {
-				q.Metros = append(q.Metros, part)
-			}
+		if strings.TrimSpace(string(m)) != "" {
+			q.Metros = append(q.Metros, string(m))
 		}
 	}
 	money := func(name string) *int64 {
@@ -64,6 +64,10 @@ func customerQuery(c *fiber.Ctx, dollars bool) (campaigns.CustomerQuery, error) 
 		for _, part := range strings.Split(string(raw), ",") {
 			part = strings.TrimSpace(part)
 			if part == "" {
+				continue
+			}
+			if l, err := campaigns.ParseLevel(part); err == nil {
+				q.Levels = append(q.Levels, l) // a number or a name ("good-customer")
 				continue
 			}
 			if lo, hi, ok := strings.Cut(part, "-"); ok {

@@ -67,6 +67,12 @@ func (a *App) errorHandler(c *fiber.Ctx, err error) error {
 	if status >= 500 {
 		a.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
 	}
+	if c.Request().Header.ContentLength() != 0 {
+		// A refused request's body may not have been read: with streamed
+		// bodies its bytes would otherwise be parsed as the next request
+		// on this connection (request smuggling). Close it instead.
+		c.Context().SetConnectionClose()
+	}
 	if wantsJSON(c) {
 		return c.Status(status).JSON(fiber.Map{"error": body})
 	}

@@ -145,9 +145,11 @@ func (s *Store) SetLevel(ctx context.Context, customerID int64, l Level, note st
 		return nil, err
 	}
 	actor, source := "system", "manual"
-	if by != nil {
-		actor = by.Email
-		source = "user:" + itoa(by.ID)
+	switch {
+	case by != nil && by.ID != 0:
+		actor, source = by.Email, "user:"+itoa(by.ID)
+	case by != nil: // an API token, named in Email
+		actor, source = by.Email, "api"
 	}
 	return s.ChangeLevel(ctx, LevelChange{CustomerID: customerID, Rule: RuleManual, Source: source,
 		Actor: actor, Note: note, Target: SetTo(l)})

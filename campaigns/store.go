@@ -57,12 +57,13 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		// WAL lets readers run beside the one writer; busy_timeout makes a
 		// second writer wait instead of failing; _txlock=immediate takes the
 		// write lock at BEGIN so two transactions never deadlock upgrading.
+		// (No _time_format: the driver ignores every parameter after it.)
 		sep := "?"
 		if strings.Contains(dsn, "?") {
 			sep = "&"
 		}
 		dsn += sep + "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
-			"&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
+			"&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		db, err = gorm.Open(sqlite.Open(dsn), gcfg)
 	}
 	if err != nil {

@@ -50,6 +50,8 @@ type User struct {
 	CreatedAt    time.Time  `json:"created_at"`
 	UpdatedAt    time.Time  `json:"updated_at"`
 	DisabledAt   *time.Time `json:"disabled_at,omitempty"`
+	// SessionsValidAfter ends every session begun before it (password reset).
+	SessionsValidAfter *time.Time `json:"-"`
 }
 
 // NewUser is what it takes to create a user.
@@ -215,8 +217,10 @@ func (s *Store) SetPassword(ctx context.Context, id int64, password string) erro
 	if err != nil {
 		return err
 	}
+	// Sessions begun before now end: whoever knew the old password is out.
+	now := s.now()
 	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).
-		Updates(map[string]any{"password_hash": string(hash), "updated_at": s.now()})
+		Updates(map[string]any{"password_hash": string(hash), "updated_at": now, "sessions_valid_after": now})
 	if res.Error != nil {
 		return res.Error
 	}

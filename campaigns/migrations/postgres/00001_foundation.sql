@@ -10,7 +10,8 @@ CREATE TABLE users (
     password_hash TEXT NOT NULL DEFAULT '',
     created_at    TIMESTAMPTZ NOT NULL,
     updated_at    TIMESTAMPTZ NOT NULL,
-    disabled_at   TIMESTAMPTZ
+    disabled_at   TIMESTAMPTZ,
+    sessions_valid_after TIMESTAMPTZ  -- sessions begun before it end (password reset)
 );
 
 CREATE TABLE api_tokens (

@@ -10,7 +10,8 @@ CREATE TABLE users (
     password_hash TEXT NOT NULL DEFAULT '',
     created_at    DATETIME NOT NULL,
     updated_at    DATETIME NOT NULL,
-    disabled_at   DATETIME
+    disabled_at   DATETIME,
+    sessions_valid_after DATETIME  -- sessions begun before it end (password reset)
 );
 
 CREATE TABLE api_tokens (
