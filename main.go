@@ -138,15 +138,33 @@ func openStore(ctx context.Context, cfg config.Config, migrate bool, log *slog.L
 	return store, nil
 }
 
+// mailerFor picks where email goes: SendGrid with a key, else the outbox.
+func mailerFor(cfg config.Config, store *campaigns.Store) jobs.Mailer {
+	if cfg.SendGridAPIKey == "" {
+		return jobs.NewOutbox(store)
+	}
+	return jobs.NewSendGrid(jobs.SendGridConfig{APIKey: cfg.SendGridAPIKey, BaseURL: cfg.SendGridBaseURL, HTTPTimeout: cfg.SendTimeout})
+}
+
 // serve runs the web app, and the scheduler unless noWorker, until ctx ends.
 func serve(ctx context.Context, cfg config.Config, store *campaigns.Store, noWorker bool, log *slog.Logger) error {
-	web, err := app.New(app.Deps{Store: store, Config: cfg, Log: log})
+	deps := app.Deps{Store: store, Config: cfg, Log: log, MailerName: mailerFor(cfg, store).Name(), ParseEvents: jobs.ParseEvents}
+	if cfg.SendGridWebhookPublicKey != "" {
+		v, err := jobs.NewWebhookVerifier(cfg.SendGridWebhookPublicKey)
+		if err != nil {
+			return err
+		}
+		deps.Webhook = v
+	}
+	web, err := app.New(deps)
 	if err != nil {
 		return err
 	}
 	var sched *jobs.Scheduler
 	if !noWorker {
-		sched = jobs.NewScheduler(store, cfg.SchedulerTick, log)
+		if sched, _, err = jobs.NewWorker(store, cfg, mailerFor(cfg, store), log); err != nil {
+			return err
+		}
 		if err := sched.Start(); err != nil {
 			return err
 		}
@@ -176,7 +194,10 @@ func serve(ctx context.Context, cfg config.Config, store *campaigns.Store, noWor
 
 // work runs the scheduler alone until ctx ends.
 func work(ctx context.Context, cfg config.Config, store *campaigns.Store, log *slog.Logger) error {
-	sched := jobs.NewScheduler(store, cfg.SchedulerTick, log)
+	sched, _, err := jobs.NewWorker(store, cfg, mailerFor(cfg, store), log)
+	if err != nil {
+		return err
+	}
 	if err := sched.Start(); err != nil {
 		return err
 	}

@@ -27,6 +27,13 @@ type Config struct {
 	MailPostalAddress        string
 
 	SchedulerTick time.Duration
+
+	// Sending (optional; the defaults suit SendGrid).
+	SendBatchSize   int           // SEND_BATCH_SIZE: recipients per request, ≤ 1000
+	SendConcurrency int           // SEND_CONCURRENCY: requests in flight per worker
+	SendLease       time.Duration // SEND_LEASE: a claimed batch is a worker's for this long
+	SendLateness    time.Duration // SEND_LATENESS: later than this, a campaign is missed
+	SendTimeout     time.Duration // SEND_TIMEOUT: one request to the mail service
 }
 
 // Defaults used when a variable is unset.
@@ -58,6 +65,11 @@ func Load(getenv func(string) string) (Config, error) {
 		MailFrom:                 get("MAIL_FROM", DefaultMailFrom),
 		MailPostalAddress:        get("MAIL_POSTAL_ADDRESS", ""),
 		SchedulerTick:            DefaultSchedulerTick,
+		SendBatchSize:            1000,
+		SendConcurrency:          2,
+		SendLease:                2 * time.Minute,
+		SendLateness:             24 * time.Hour,
+		SendTimeout:              30 * time.Second,
 	}
 	var errs []error
 	if p := getenv("PORT"); strings.TrimSpace(p) != "" {
@@ -72,6 +84,37 @@ func Load(getenv func(string) string) (Config, error) {
 		} else {
 			c.SchedulerTick = d
 		}
+	}
+	durations := []struct {
+		name string
+		dst  *time.Duration
+		min  time.Duration
+	}{{"SEND_LEASE", &c.SendLease, time.Second}, {"SEND_LATENESS", &c.SendLateness, time.Minute}, {"SEND_TIMEOUT", &c.SendTimeout, 100 * time.Millisecond}}
+	for _, d := range durations {
+		if v := strings.TrimSpace(getenv(d.name)); v != "" {
+			if x, err := time.ParseDuration(v); err != nil || x < d.min {
+				errs = append(errs, fmt.Errorf("%s: %q is not a duration of at least %s", d.name, v, d.min))
+			} else {
+				*d.dst = x
+			}
+		}
+	}
+	ints := []struct {
+		name     string
+		dst      *int
+		min, max int
+	}{{"SEND_BATCH_SIZE", &c.SendBatchSize, 1, 1000}, {"SEND_CONCURRENCY", &c.SendConcurrency, 1, 64}}
+	for _, n := range ints {
+		if v := strings.TrimSpace(getenv(n.name)); v != "" {
+			if x, err := strconv.Atoi(v); err != nil || x < n.min || x > n.max {
+				errs = append(errs, fmt.Errorf("%s: %q must be a whole number %d-%d", n.name, v, n.min, n.max))
+			} else {
+				*n.dst = x
+			}
+		}
+	}
+	if c.SendLease < 2*c.SendTimeout {
+		errs = append(errs, fmt.Errorf("SEND_LEASE (%s) must be at least twice SEND_TIMEOUT (%s): a lease must outlast a request", c.SendLease, c.SendTimeout))
 	}
 	if _, _, err := ParseDatabaseURL(c.DatabaseURL); err != nil {
 		errs = append(errs, err)

@@ -33,6 +33,7 @@ type Scheduler struct {
 	cancel  context.CancelFunc
 	jobs    []Job
 	timeout time.Duration
+	onStop  []func()
 }
 
 // NewScheduler builds a scheduler with Rapport's standing jobs.
@@ -46,6 +47,10 @@ func NewScheduler(store *campaigns.Store, tick time.Duration, log *slog.Logger) 
 
 // Add registers another job before Start.
 func (s *Scheduler) Add(j Job) { s.jobs = append(s.jobs, j) }
+
+// OnStop registers f to run when Stop begins (a dispatcher drains: it
+// finishes the batches in flight and claims no more).
+func (s *Scheduler) OnStop(f func()) { s.onStop = append(s.onStop, f) }
 
 // Start schedules every job and runs each once at once, so work that fell
 // due while no worker ran is not left waiting for the first tick.
@@ -86,6 +91,9 @@ func (s *Scheduler) wrap(j Job) func() {
 func (s *Scheduler) Stop(ctx context.Context) {
 	if s.cron == nil {
 		return
+	}
+	for _, f := range s.onStop {
+		f()
 	}
 	done := s.cron.Stop()
 	select {
