@@ -192,7 +192,9 @@ func (a *App) skipCSRF(c *fiber.Ctx) bool {
 		return true
 	case len(p) >= 10 && p[:10] == "/webhooks/":
 		return true
-	case len(p) >= 3 && p[:3] == "/u/":
+	case len(p) >= 3 && (p[:3] == "/u/" || p[:3] == "/r/"):
+		// The link's secret token is the credential; these pages have no
+		// session to ride on.
 		return true
 	}
 	return false

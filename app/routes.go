@@ -55,6 +55,9 @@ func (a *App) routes() []Route {
 		{"GET", "/outbox/:id/body.html", PermOutboxRead, a.outboxMessageHTML, false},
 
 		// Public links from emails, and SendGrid's signed webhook.
+		{"GET", "/r/:token", PermPublic, a.rsvpPage, false},
+		{"POST", "/r/:token", PermPublic, a.rsvpAnswer, false},
+		{"GET", "/r/:token/event.ics", PermPublic, a.rsvpCalendar, false},
 		{"GET", "/u/:token", PermPublic, a.unsubscribePage, false},
 		{"POST", "/u/:token", PermPublic, a.unsubscribe, false},
 		{"GET", "/q/:token.png", PermPublic, a.qrImage, false},

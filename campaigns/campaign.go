@@ -61,6 +61,7 @@ type Campaign struct {
 	Fulfilment      string     `json:"-"`
 	SendAt          *time.Time `json:"send_at"`
 	CronSpec        string     `json:"cron,omitempty"`
+	Rules           string     `json:"-"` // JSON []Rule; empty: DefaultRules
 	Runs            int        `json:"runs"`
 	LastRunAt       *time.Time `json:"last_run_at,omitempty"`
 	CreatedBy       string     `json:"created_by"`

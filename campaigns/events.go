@@ -97,7 +97,15 @@ func (s *Store) applyEvent(tx *gorm.DB, e *EmailEvent) error {
 		if e.InvitationID == nil {
 			return nil
 		}
-		return inv.Where("status IN ('sending', 'sent')").Updates(map[string]any{"status": InvDelivered, "delivered_at": at, "updated_at": s.now()}).Error
+		res := inv.Where("status IN ('sending', 'sent')").Updates(map[string]any{"status": InvDelivered, "delivered_at": at, "updated_at": s.now()})
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		var row Invitation
+		if err := tx.Select("id, campaign_id, customer_id").Take(&row, *e.InvitationID).Error; err != nil {
+			return err
+		}
+		return s.creditInvitations(tx, []Invitation{row}, TriggerDelivered)
 	case EvBounce, EvDropped:
 		if e.InvitationID != nil {
 			if err := inv.Where("status IN ('sending', 'sent', 'delivered')").Updates(map[string]any{"status": InvFailed,

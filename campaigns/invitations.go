@@ -50,6 +50,10 @@ type Invitation struct {
 	Guests       int              `json:"guests"`
 	Attended     bool             `json:"attended"`
 	CheckedInAt  *time.Time       `json:"checked_in_at"`
+	CheckedInBy  string           `json:"-"`
+	WalkIn       bool             `json:"walk_in,omitempty"`
+	RSVPAt       *time.Time       `json:"rsvp_at,omitempty" gorm:"column:rsvp_at"`
+	WaitlistSeq  *int64           `json:"-"`
 	CreatedAt    time.Time        `json:"created_at"`
 	UpdatedAt    time.Time        `json:"updated_at"`
 }
@@ -295,15 +299,21 @@ func (s *Store) assignGiftCodes(tx *gorm.DB, c *Campaign, ids []int64, now time.
 
 // SettleSent records that the mail service accepted a batch. It only
 // counts while the worker still holds the lease: a worker that lost its
-// lease leaves the rows to the recovery that cancels its batch.
-func (s *Store) SettleSent(ctx context.Context, worker, batchID string, ids []int64, messageID string) (int64, error) {
+// lease leaves the rows to the recovery that cancels its batch. delivered
+// says the service delivers on acceptance (the outbox): the rows are
+// delivered at once and the "delivered" rule credits each customer.
+func (s *Store) SettleSent(ctx context.Context, worker, batchID string, ids []int64, messageID string, delivered bool) (int64, error) {
 	var n int64
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		now := s.now()
+		fields := map[string]any{"status": InvSent, "sent_at": now, "message_id": messageID, "lease_owner": nil,
+			"lease_until": nil, "status_reason": "", "updated_at": now}
+		if delivered {
+			fields["status"], fields["delivered_at"] = InvDelivered, now
+		}
 		res := tx.Model(&Invitation{}).
 			Where("id IN ? AND status = 'sending' AND lease_owner = ? AND batch_id = ? AND lease_until > ?", ids, worker, batchID, now).
-			Updates(map[string]any{"status": InvSent, "sent_at": now, "message_id": messageID, "lease_owner": nil,
-				"lease_until": nil, "status_reason": "", "updated_at": now})
+			Updates(fields)
 		if res.Error != nil {
 			return res.Error
 		}
@@ -311,10 +321,39 @@ func (s *Store) SettleSent(ctx context.Context, worker, batchID string, ids []in
 		if n == 0 {
 			return nil
 		}
-		return tx.Exec(`UPDATE customers SET last_contacted_at = ? WHERE id IN
-			(SELECT customer_id FROM invitations WHERE batch_id = ? AND status = 'sent' AND id IN ?)`, now, batchID, ids).Error
+		if err := tx.Exec(`UPDATE customers SET last_contacted_at = ? WHERE id IN
+			(SELECT customer_id FROM invitations WHERE batch_id = ? AND id IN ?)`, now, batchID, ids).Error; err != nil {
+			return err
+		}
+		if !delivered {
+			return nil
+		}
+		var rows []Invitation
+		if err := tx.Select("id, campaign_id, customer_id").Where("id IN ? AND batch_id = ?", ids, batchID).Find(&rows).Error; err != nil {
+			return err
+		}
+		return s.creditInvitations(tx, rows, TriggerDelivered)
 	})
 	return n, err
+}
+
+// creditInvitations applies a trigger's rules to each invitation's customer.
+func (s *Store) creditInvitations(tx *gorm.DB, rows []Invitation, trigger string) error {
+	camps := map[int64]*Campaign{}
+	for _, r := range rows {
+		c, ok := camps[r.CampaignID]
+		if !ok {
+			c = &Campaign{}
+			if err := tx.Take(c, r.CampaignID).Error; err != nil {
+				return err
+			}
+			camps[r.CampaignID] = c
+		}
+		if err := s.credit(tx, c, r.CustomerID, trigger, CampaignSource(c.ID), "system"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SettleFailed marks invitations the mail service refused for good.
@@ -395,7 +434,7 @@ func (s *Store) MarkUncertain(ctx context.Context, batchID string) (int64, error
 		Where("batch_id = ? AND status = 'sending' AND lease_until < ?", batchID, now).
 		Updates(map[string]any{"status": InvSent, "uncertain": true, "sent_at": now,
 			"status_reason": "a worker stopped mid-send and the batch could no longer be recalled; it may not have gone out",
-			"lease_owner": nil, "lease_until": nil, "updated_at": now})
+			"lease_owner":   nil, "lease_until": nil, "updated_at": now})
 	return res.RowsAffected, res.Error
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // Kinds of public token, each a link in an email that works without
@@ -40,13 +42,17 @@ type PublicToken struct {
 // expired, malformed and wrong-kind tokens are all the same not-found, so
 // a link gives nothing away about others.
 func (s *Store) ResolveToken(ctx context.Context, kind, plain string) (*PublicToken, error) {
+	return s.resolveTokenTx(s.db.WithContext(ctx), kind, plain)
+}
+
+func (s *Store) resolveTokenTx(db *gorm.DB, kind, plain string) (*PublicToken, error) {
 	nf := Errorf(ENOTFOUND, "this link is not valid; it may have been mistyped or cut short")
 	plain = strings.TrimSpace(plain)
 	if len(plain) < 26 || len(plain) > 64 {
 		return nil, nf
 	}
 	var t PublicToken
-	err := s.db.WithContext(ctx).Where("token_hash = ? AND kind = ? AND expires_at > ?", HashSecret(plain), kind, s.now()).Take(&t).Error
+	err := db.Where("token_hash = ? AND kind = ? AND expires_at > ?", HashSecret(plain), kind, s.now()).Take(&t).Error
 	if err != nil {
 		if ErrorCode(notFound(err, "", "")) == ENOTFOUND {
 			return nil, nf

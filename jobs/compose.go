@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	ics "github.com/arran4/golang-ical"
-
 	"github.com/rapport/rapport/campaigns"
 	"github.com/rapport/rapport/views"
 )
@@ -79,25 +77,6 @@ func Subject(c *campaigns.Campaign) string {
 	return "You're invited: " + c.Name
 }
 
-// FormatWhen writes an event's time in its own zone, naming the zone.
-func FormatWhen(c *campaigns.Campaign) string {
-	if c.StartsAt == nil {
-		return ""
-	}
-	loc := c.Location()
-	s := c.StartsAt.In(loc)
-	out := s.Format("Monday, January 2, 2006, 3:04 PM")
-	if c.EndsAt != nil {
-		e := c.EndsAt.In(loc)
-		if e.YearDay() == s.YearDay() && e.Year() == s.Year() {
-			out += "–" + e.Format("3:04 PM")
-		} else {
-			out += " – " + e.Format("Monday, January 2, 3:04 PM")
-		}
-	}
-	return out + " " + s.Format("MST") + " (" + loc.String() + ")"
-}
-
 // Batch renders one batch for claimed invitations. The content is shared;
 // each recipient's name, links and gift code are substitutions.
 func (cp *Composer) Batch(c *campaigns.Campaign, claims []campaigns.Claim, batchID string, sendAt time.Time) (*Batch, error) {
@@ -105,7 +84,7 @@ func (cp *Composer) Batch(c *campaigns.Campaign, claims []campaigns.Claim, batch
 	if c.Kind == campaigns.KindGift {
 		kind = "gift"
 	}
-	d := emailData{Subject: Subject(c), Campaign: c, When: FormatWhen(c), PostalAddress: cp.PostalAddress,
+	d := emailData{Subject: Subject(c), Campaign: c, When: campaigns.FormatWhen(c), PostalAddress: cp.PostalAddress,
 		FirstName: tagFirstName, FirstNameHTML: tagFirstNameHTML, RSVPURL: tagRSVP, UnsubscribeURL: tagUnsubscribe,
 		QRURL: tagQR, GiftCode: tagGiftCode, GiftLabel: campaigns.GiftTypes[c.GiftType],
 		FaceValue: campaigns.FormatMoney(c.FaceValueCents), HasCode: c.Fulfilment == "codes"}
@@ -126,7 +105,7 @@ func (cp *Composer) Batch(c *campaigns.Campaign, claims []campaigns.Claim, batch
 	b := &Batch{ID: batchID, CampaignID: c.ID, Kind: kind, SendAt: sendAt, From: cp.From, Subject: d.Subject,
 		Text: txt.String(), HTML: h.String(), Categories: []string{"rapport", kind, "campaign-" + fmt.Sprint(c.ID)}}
 	if c.Kind == campaigns.KindEvent {
-		cal, err := cp.Calendar(c, "")
+		cal, err := c.Calendar(cp.BaseURL, cp.From, "")
 		if err != nil {
 			return nil, err
 		}
@@ -153,42 +132,6 @@ func (cp *Composer) Batch(c *campaigns.Campaign, claims []campaigns.Claim, batch
 		b.Recipients = append(b.Recipients, r)
 	}
 	return b, nil
-}
-
-// Calendar is the event's .ics. uidSuffix "" gives the event's shared UID
-// (the bulk invitation); an invitation's own calendar link passes its id so
-// each guest's entry is stable per invitation. SEQUENCE rises when the
-// event's time or place changes.
-func (cp *Composer) Calendar(c *campaigns.Campaign, uidSuffix string) ([]byte, error) {
-	if c.StartsAt == nil || c.EndsAt == nil {
-		return nil, fmt.Errorf("campaign %d has no event time", c.ID)
-	}
-	host := "rapport"
-	if u, err := url.Parse(cp.BaseURL); err == nil && u.Hostname() != "" {
-		host = u.Hostname()
-	}
-	uid := fmt.Sprintf("campaign-%d%s@%s", c.ID, uidSuffix, host)
-	cal := ics.NewCalendar()
-	cal.SetMethod(ics.MethodPublish)
-	cal.SetProductId("-//Rapport//Event invitations//EN")
-	e := cal.AddEvent(uid)
-	e.SetDtStampTime(c.UpdatedAt.UTC())
-	e.SetStartAt(c.StartsAt.UTC())
-	e.SetEndAt(c.EndsAt.UTC())
-	e.SetSequence(c.ICSSequence)
-	e.SetSummary(c.Name)
-	loc := c.Venue
-	if c.Address != "" {
-		loc += ", " + c.Address
-	}
-	e.SetLocation(loc)
-	desc := "Local time: " + FormatWhen(c)
-	if c.Message != "" {
-		desc = c.Message + "\n\n" + desc
-	}
-	e.SetDescription(desc)
-	e.SetOrganizer("mailto:"+cp.From.Address, ics.WithCN(cp.From.Name))
-	return []byte(cal.Serialize()), nil
 }
 
 func firstName(full string) string {

@@ -232,7 +232,8 @@ func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign) (bool
 	switch {
 	case err == nil:
 		d.failures.Store(0)
-		n, err := d.store.SettleSent(ctx, d.worker, batchID, ids, msgID)
+		_, instant := d.mailer.(interface{ DeliversOnSend() })
+		n, err := d.store.SettleSent(ctx, d.worker, batchID, ids, msgID, instant)
 		if err != nil {
 			return false, err
 		}

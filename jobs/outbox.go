@@ -22,13 +22,18 @@ func NewOutbox(store *campaigns.Store) *Outbox { return &Outbox{store: store} }
 
 func (o *Outbox) Name() string { return "outbox" }
 
+// DeliversOnSend: a kept email is delivered; there is no webhook to wait for.
+func (o *Outbox) DeliversOnSend() {}
+
 // Lead is zero: the outbox needs no time to recall a batch.
 func (o *Outbox) Lead() time.Duration { return 0 }
 
 // CancelWindow is negative: an outbox batch can always be recalled.
 func (o *Outbox) CancelWindow() time.Duration { return -1 }
 
-func (o *Outbox) NewBatchID(context.Context) (string, error) { return "outbox-" + campaigns.NewSecret(), nil }
+func (o *Outbox) NewBatchID(context.Context) (string, error) {
+	return "outbox-" + campaigns.NewSecret(), nil
+}
 
 type outboxAttachment struct {
 	Filename string `json:"filename"`

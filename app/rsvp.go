@@ -1,0 +1,94 @@
+package app
+
+import (
+	"net/mail"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/rapport/rapport/campaigns"
+)
+
+// rsvpPage is the public page behind an invitation's link: the event in
+// its own zone, and yes / no with guests. It works without JavaScript.
+func (a *App) rsvpPage(c *fiber.Ctx) error {
+	v, err := a.store.RSVPByToken(c.UserContext(), c.Params("token"))
+	if err != nil {
+		return err
+	}
+	return a.renderRSVP(c, v, "")
+}
+
+func (a *App) renderRSVP(c *fiber.Ctx, v *campaigns.RSVPView, note string) error {
+	cp := &v.Campaign
+	closes := ""
+	if v.ClosesAt != nil {
+		closes = v.ClosesAt.In(cp.Location()).Format("Monday, January 2, 3:04 PM MST")
+	}
+	guests := make([]int, cp.GuestsPerInvite+1)
+	for i := range guests {
+		guests[i] = i
+	}
+	mapURL := ""
+	if cp.Address != "" {
+		mapURL = "https://www.openstreetmap.org/search?query=" + urlQueryEscape(cp.Address)
+	}
+	c.Set("Referrer-Policy", "no-referrer") // the URL is the guest's credential
+	return a.render(c, "pages/rsvp", fiber.Map{"Title": cp.Name, "V": v, "When": campaigns.FormatWhen(cp),
+		"Closes": closes, "Guests": guests, "MapURL": mapURL, "Token": c.Params("token"), "Note": note,
+		"First": firstWord(v.Name)})
+}
+
+func firstWord(s string) string {
+	if f := strings.Fields(s); len(f) > 0 {
+		return f[0]
+	}
+	return ""
+}
+
+// rsvpAnswer records the form's answer; the page shows the result (and a
+// waitlist place) at once.
+func (a *App) rsvpAnswer(c *fiber.Ctx) error {
+	guests, _ := strconv.Atoi(c.FormValue("guests", "0"))
+	res, err := a.store.Answer(c.UserContext(), c.Params("token"), strings.ToLower(c.FormValue("answer")), guests)
+	if err != nil {
+		switch campaigns.ErrorCode(err) {
+		case campaigns.EINVALID, campaigns.ECONFLICT:
+			v, verr := a.store.RSVPByToken(c.UserContext(), c.Params("token"))
+			if verr != nil {
+				return verr
+			}
+			c.Status(fiber.StatusUnprocessableEntity)
+			if campaigns.ErrorCode(err) == campaigns.ECONFLICT {
+				c.Status(fiber.StatusConflict)
+			}
+			return a.renderRSVP(c, v, err.Error())
+		}
+		return err
+	}
+	note := "Your answer is saved."
+	if !res.Changed {
+		note = "That is already your answer; nothing changed."
+	}
+	return a.renderRSVP(c, res.View, note)
+}
+
+// rsvpCalendar is the guest's own .ics: its UID is stable per invitation.
+func (a *App) rsvpCalendar(c *fiber.Ctx) error {
+	v, err := a.store.RSVPByToken(c.UserContext(), c.Params("token"))
+	if err != nil {
+		return err
+	}
+	from, _ := mail.ParseAddress(a.cfg.MailFrom)
+	if from == nil {
+		from = &mail.Address{Address: "events@example.com"}
+	}
+	ics, err := v.Campaign.Calendar(a.baseURL(c), *from, "-invitation-"+strconv.FormatInt(v.Invitation.ID, 10))
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "text/calendar; charset=utf-8")
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="event.ics"`)
+	return c.Send(ics)
+}

@@ -1,0 +1,226 @@
+package campaigns
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/rapport/rapport/config"
+)
+
+// CheckinTarget names who arrives: an invitee by customer id or by the
+// token in their QR code, or a walk-in by name and email.
+type CheckinTarget struct {
+	CustomerID int64  `json:"customer_id"`
+	Token      string `json:"token"`
+	Name       string `json:"name"`
+	Email      string `json:"email"`
+	Company    string `json:"company"`
+}
+
+// CheckinResult is what a check-in did.
+type CheckinResult struct {
+	InvitationID int64     `json:"invitation_id"`
+	CustomerID   int64     `json:"customer_id"`
+	Name         string    `json:"name"`
+	CheckedInAt  time.Time `json:"checked_in_at"`
+	Level        Level     `json:"level"`
+	Created      bool      `json:"-"` // this call made the attendance
+	WalkIn       bool      `json:"walk_in"`
+}
+
+// CheckIn records an arrival, once: two reps tapping the same guest make
+// one attendance and one promotion. A walk-in is found by email or created
+// (at Contact, owned by the rep) and gets an invitation of their own.
+func (s *Store) CheckIn(ctx context.Context, campaignID int64, t CheckinTarget, rep *User) (*CheckinResult, error) {
+	var out *CheckinResult
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var c Campaign
+		if err := tx.Take(&c, campaignID).Error; err != nil {
+			return notFound(err, "campaign", campaignID)
+		}
+		if c.Kind != KindEvent {
+			return &Error{Code: EINVALID, Message: "only events have check-ins", Fields: map[string]string{"campaign": "is a gift campaign"}}
+		}
+		if c.Status == StatusCancelled || c.Status == StatusDraft {
+			return Errorf(ECONFLICT, "a %s event takes no check-ins", c.Status)
+		}
+		inv, walkIn, err := s.findInvitee(tx, &c, t, rep)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		by := ""
+		if rep != nil {
+			by = rep.Email
+		}
+		res := tx.Model(&Invitation{}).Where("id = ? AND NOT attended", inv.ID).
+			Updates(map[string]any{"attended": true, "checked_in_at": now, "checked_in_by": by, "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		created := res.RowsAffected == 1
+		if created {
+			if err := s.credit(tx, &c, inv.CustomerID, TriggerAttended, CampaignSource(c.ID), actorOf(rep)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Take(inv, inv.ID).Error; err != nil {
+			return err
+		}
+		var cu Customer
+		if err := tx.Select("id, name, level").Take(&cu, inv.CustomerID).Error; err != nil {
+			return err
+		}
+		out = &CheckinResult{InvitationID: inv.ID, CustomerID: inv.CustomerID, Name: cu.Name, CheckedInAt: *inv.CheckedInAt,
+			Level: cu.Level, Created: created, WalkIn: walkIn || inv.WalkIn}
+		return nil
+	})
+	return out, err
+}
+
+func actorOf(u *User) string {
+	if u == nil {
+		return "system"
+	}
+	return u.Email
+}
+
+// findInvitee locks the invitation a target names, creating a walk-in's.
+func (s *Store) findInvitee(tx *gorm.DB, c *Campaign, t CheckinTarget, rep *User) (*Invitation, bool, error) {
+	lock := func(q *gorm.DB) *gorm.DB {
+		if s.dialect == config.Postgres {
+			return q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		return q
+	}
+	var inv Invitation
+	switch {
+	case strings.TrimSpace(t.Token) != "":
+		pt, err := s.resolveTokenTx(tx, TokenCheckin, t.Token)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := lock(tx).Where("id = ? AND campaign_id = ?", *pt.InvitationID, c.ID).Take(&inv).Error; err != nil {
+			return nil, false, Errorf(ENOTFOUND, "this code belongs to another event")
+		}
+		return &inv, false, nil
+	case t.CustomerID > 0:
+		if err := lock(tx).Where("campaign_id = ? AND customer_id = ?", c.ID, t.CustomerID).Take(&inv).Error; err != nil {
+			return nil, false, notFound(err, "invitation of customer", t.CustomerID)
+		}
+		return &inv, false, nil
+	}
+	// A walk-in.
+	v := Invalid{}
+	name := tidy(t.Name)
+	if name == "" {
+		v.Add("name", "is required for a walk-in")
+	}
+	email, err := NormalizeEmail(t.Email)
+	if err != nil {
+		v.Add("email", "%s", err.Error())
+	}
+	if err := v.Err(); err != nil {
+		return nil, false, err
+	}
+	var cu Customer
+	err = tx.Where("email = ?", email).Take(&cu).Error
+	switch {
+	case err == gorm.ErrRecordNotFound:
+		now := s.now()
+		company := tidy(t.Company)
+		cu = Customer{Name: name, Email: email, Company: company, Level: LevelContact, ConsentState: Subscribed,
+			CreatedAt: now, UpdatedAt: now}
+		if rep != nil && rep.ID != 0 {
+			cu.OwnerID = &rep.ID
+		}
+		if err := tx.Omit("Owner").Create(&cu).Error; err != nil {
+			return nil, false, err
+		}
+		if err := recordCreated(tx, []*Customer{&cu}, "walk_in", CampaignSource(c.ID), actorOf(rep), now); err != nil {
+			return nil, false, err
+		}
+	case err != nil:
+		return nil, false, err
+	}
+	if err := lock(tx).Where("campaign_id = ? AND customer_id = ?", c.ID, cu.ID).Take(&inv).Error; err == nil {
+		return &inv, false, nil // they were invited after all
+	}
+	now := s.now()
+	inv = Invitation{CampaignID: c.ID, CustomerID: cu.ID, Email: cu.Email, Run: max(c.Runs, 1), Status: InvSuppressed,
+		StatusReason: "walk-in: never sent", RSVP: RSVPNone, WalkIn: true, CreatedAt: now, UpdatedAt: now}
+	if err := tx.Create(&inv).Error; err != nil {
+		return nil, false, err
+	}
+	return &inv, true, nil
+}
+
+// UndoCheckIn takes back a mistaken tap. A promotion it credited stays:
+// levels never drop by themselves (a coordinator can set one by hand).
+func (s *Store) UndoCheckIn(ctx context.Context, campaignID, invitationID int64) error {
+	res := s.db.WithContext(ctx).Model(&Invitation{}).Where("id = ? AND campaign_id = ?", invitationID, campaignID).
+		Updates(map[string]any{"attended": false, "checked_in_at": nil, "checked_in_by": "", "updated_at": s.now()})
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return Errorf(ENOTFOUND, "invitation %d not found in campaign %d", invitationID, campaignID)
+	}
+	return nil
+}
+
+// Invitee is one row of the check-in list.
+type Invitee struct {
+	InvitationID int64      `json:"invitation_id"`
+	CustomerID   int64      `json:"customer_id"`
+	Name         string     `json:"name"`
+	Email        string     `json:"email"`
+	Company      string     `json:"company"`
+	RSVP         string     `json:"rsvp"`
+	Guests       int        `json:"guests"`
+	Attended     bool       `json:"attended"`
+	CheckedInAt  *time.Time `json:"checked_in_at"`
+	WalkIn       bool       `json:"walk_in"`
+}
+
+// SearchInvitees finds invitees (not the holdout) by name, email or
+// company: yes answers first, then by name.
+func (s *Store) SearchInvitees(ctx context.Context, campaignID int64, q string, limit int) ([]Invitee, error) {
+	if limit <= 0 || limit > 100 {
+		limit = 20
+	}
+	query := s.db.WithContext(ctx).Table("invitations AS i").
+		Select("i.id AS invitation_id, i.customer_id, c.name, c.email, c.company, i.rsvp, i.guests, i.attended, i.checked_in_at, i.walk_in").
+		Joins("JOIN customers c ON c.id = i.customer_id").
+		Where("i.campaign_id = ? AND NOT i.holdout", campaignID)
+	if t := strings.ToLower(strings.TrimSpace(q)); t != "" {
+		like := "%" + escapeLike(t) + "%"
+		query = query.Where("(lower(c.name) LIKE ? ESCAPE '\\' OR c.email LIKE ? ESCAPE '\\' OR lower(c.company) LIKE ? ESCAPE '\\')", like, like, like)
+	}
+	var out []Invitee
+	err := query.Order("CASE WHEN i.rsvp = 'yes' THEN 0 ELSE 1 END, lower(c.name)").Limit(limit).Scan(&out).Error
+	return out, err
+}
+
+// CheckinCounts are the door's counters.
+type CheckinCounts struct {
+	Expected int64 `json:"expected"` // yes answers (guests not counted)
+	Seats    int64 `json:"seats"`    // yes answers with their guests
+	Arrived  int64 `json:"arrived"`
+	WalkIns  int64 `json:"walk_ins"`
+}
+
+// CheckinCounts counts expected and arrived guests.
+func (s *Store) CheckinCounts(ctx context.Context, campaignID int64) (CheckinCounts, error) {
+	var out CheckinCounts
+	err := s.db.WithContext(ctx).Model(&Invitation{}).Where("campaign_id = ?", campaignID).Select(`
+		coalesce(sum(CASE WHEN rsvp = 'yes' THEN 1 ELSE 0 END), 0) AS expected,
+		coalesce(sum(CASE WHEN rsvp = 'yes' THEN 1 + guests ELSE 0 END), 0) AS seats,
+		coalesce(sum(CASE WHEN attended THEN 1 ELSE 0 END), 0) AS arrived,
+		coalesce(sum(CASE WHEN walk_in THEN 1 ELSE 0 END), 0) AS walk_ins`).Scan(&out).Error
+	return out, err
+}

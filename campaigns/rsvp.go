@@ -1,0 +1,216 @@
+package campaigns
+
+import (
+	"context"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/rapport/rapport/config"
+)
+
+// RSVP answers.
+const (
+	RSVPNone       = "none"
+	RSVPYes        = "yes"
+	RSVPNo         = "no"
+	RSVPWaitlisted = "waitlisted"
+)
+
+// RSVPView is what the public RSVP page shows a guest.
+type RSVPView struct {
+	Invitation Invitation
+	Campaign   Campaign
+	Name       string
+	Position   int64 // place on the waitlist, from 1
+	SeatsTaken int64
+	Open       bool // answers may still change
+	ClosesAt   *time.Time
+}
+
+// repliesCloseAt is the RSVP deadline, or the start of the event.
+func (c *Campaign) RepliesCloseAt() *time.Time {
+	if c.RSVPDeadline != nil {
+		return c.RSVPDeadline
+	}
+	return c.StartsAt
+}
+
+func (s *Store) rsvpView(tx *gorm.DB, inv *Invitation, c *Campaign) (*RSVPView, error) {
+	v := &RSVPView{Invitation: *inv, Campaign: *c, ClosesAt: c.RepliesCloseAt()}
+	v.Open = c.Status != StatusCancelled && c.Status != StatusClosed && (v.ClosesAt == nil || s.now().Before(*v.ClosesAt))
+	if err := tx.Model(&Customer{}).Where("id = ?", inv.CustomerID).Pluck("name", &v.Name).Error; err != nil {
+		return nil, err
+	}
+	var err error
+	if v.SeatsTaken, err = seatsTaken(tx, c.ID, 0); err != nil {
+		return nil, err
+	}
+	if inv.RSVP == RSVPWaitlisted && inv.WaitlistSeq != nil {
+		if err := tx.Model(&Invitation{}).Where("campaign_id = ? AND rsvp = ? AND waitlist_seq <= ?", c.ID, RSVPWaitlisted, *inv.WaitlistSeq).
+			Count(&v.Position).Error; err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// seatsTaken counts seats (guest + their guests) of yes answers, leaving
+// out one invitation (whose answer is changing).
+func seatsTaken(tx *gorm.DB, campaignID, except int64) (int64, error) {
+	var n int64
+	err := tx.Model(&Invitation{}).Where("campaign_id = ? AND rsvp = ? AND id <> ?", campaignID, RSVPYes, except).
+		Select("coalesce(sum(1 + guests), 0)").Scan(&n).Error
+	return n, err
+}
+
+// RSVPByToken opens the RSVP page of a link.
+func (s *Store) RSVPByToken(ctx context.Context, token string) (*RSVPView, error) {
+	t, err := s.ResolveToken(ctx, TokenRSVP, token)
+	if err != nil || t.InvitationID == nil {
+		return nil, Errorf(ENOTFOUND, "this link is not valid; it may have been mistyped or cut short")
+	}
+	var inv Invitation
+	if err := s.db.WithContext(ctx).Take(&inv, *t.InvitationID).Error; err != nil {
+		return nil, notFound(err, "invitation", *t.InvitationID)
+	}
+	c, err := s.Campaign(ctx, inv.CampaignID)
+	if err != nil {
+		return nil, err
+	}
+	return s.rsvpView(s.db.WithContext(ctx), &inv, c)
+}
+
+// AnswerResult says what an answer did.
+type AnswerResult struct {
+	View     *RSVPView
+	Changed  bool
+	Promoted []int64 // invitations moved from the waitlist to a seat
+}
+
+// Answer records a guest's yes or no with guests. Capacity counts seats
+// (the guest and their guests) and is enforced inside the transaction,
+// with the campaign row locked so concurrent answers queue: when the room
+// is full a yes joins the waitlist in arrival order; a no (or fewer
+// guests) frees seats for those waiting, first come first served. The
+// same answer twice changes nothing. An answer credits the customer by the
+// campaign's rsvp rule, once.
+func (s *Store) Answer(ctx context.Context, token, answer string, guests int) (*AnswerResult, error) {
+	t, err := s.ResolveToken(ctx, TokenRSVP, token)
+	if err != nil || t.InvitationID == nil {
+		return nil, Errorf(ENOTFOUND, "this link is not valid; it may have been mistyped or cut short")
+	}
+	if answer != RSVPYes && answer != RSVPNo {
+		return nil, &Error{Code: EINVALID, Message: "answer yes or no", Fields: map[string]string{"answer": "must be yes or no"}}
+	}
+	if answer == RSVPNo {
+		guests = 0
+	}
+	res := &AnswerResult{}
+	err = s.tx(ctx, func(tx *gorm.DB) error {
+		var c Campaign
+		q := tx.Model(&Campaign{})
+		if s.dialect == config.Postgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		var inv Invitation
+		if err := tx.Take(&inv, *t.InvitationID).Error; err != nil {
+			return notFound(err, "invitation", *t.InvitationID)
+		}
+		if err := q.Take(&c, inv.CampaignID).Error; err != nil {
+			return err
+		}
+		if err := tx.Take(&inv, *t.InvitationID).Error; err != nil { // re-read under the lock
+			return err
+		}
+		if guests < 0 || guests > c.GuestsPerInvite {
+			return &Error{Code: EINVALID, Message: "too many guests", Fields: map[string]string{
+				"guests": "you may bring up to " + itoa(int64(c.GuestsPerInvite))}}
+		}
+		view := func() error {
+			var err error
+			res.View, err = s.rsvpView(tx, &inv, &c)
+			return err
+		}
+		closes := c.RepliesCloseAt()
+		if c.Status == StatusCancelled || c.Status == StatusClosed || (closes != nil && !s.now().Before(*closes)) {
+			return Errorf(ECONFLICT, "replies for %s are closed", c.Name)
+		}
+		same := (answer == RSVPNo && inv.RSVP == RSVPNo) ||
+			(answer == RSVPYes && (inv.RSVP == RSVPYes || inv.RSVP == RSVPWaitlisted) && inv.Guests == guests)
+		if same {
+			return view()
+		}
+		now := s.now()
+		fields := map[string]any{"guests": guests, "rsvp_at": now, "updated_at": now}
+		wasYes := inv.RSVP == RSVPYes
+		if answer == RSVPNo {
+			fields["rsvp"], fields["waitlist_seq"] = RSVPNo, nil
+		} else {
+			taken, err := seatsTaken(tx, c.ID, inv.ID)
+			if err != nil {
+				return err
+			}
+			ahead := int64(0)
+			if !wasYes {
+				// Those already waiting keep their turn.
+				if err := tx.Model(&Invitation{}).Where("campaign_id = ? AND rsvp = ? AND id <> ?", c.ID, RSVPWaitlisted, inv.ID).Count(&ahead).Error; err != nil {
+					return err
+				}
+			}
+			if ahead == 0 && taken+1+int64(guests) <= int64(c.Capacity) {
+				fields["rsvp"], fields["waitlist_seq"] = RSVPYes, nil
+			} else if inv.RSVP != RSVPWaitlisted {
+				fields["rsvp"], fields["waitlist_seq"] = RSVPWaitlisted, now.UnixNano()
+			}
+		}
+		if err := tx.Model(&Invitation{}).Where("id = ?", inv.ID).Updates(fields).Error; err != nil {
+			return err
+		}
+		res.Changed = true
+		if err := s.credit(tx, &c, inv.CustomerID, TriggerRSVPAnswered, CampaignSource(c.ID), "rsvp"); err != nil {
+			return err
+		}
+		if wasYes || answer == RSVPNo || guests < inv.Guests {
+			if res.Promoted, err = s.promoteWaitlist(tx, &c); err != nil {
+				return err
+			}
+		}
+		if err := tx.Take(&inv, inv.ID).Error; err != nil {
+			return err
+		}
+		return view()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// promoteWaitlist gives freed seats to those waiting, in arrival order,
+// stopping at the first party that does not fit.
+func (s *Store) promoteWaitlist(tx *gorm.DB, c *Campaign) ([]int64, error) {
+	taken, err := seatsTaken(tx, c.ID, 0)
+	if err != nil {
+		return nil, err
+	}
+	var waiting []Invitation
+	if err := tx.Where("campaign_id = ? AND rsvp = ?", c.ID, RSVPWaitlisted).Order("waitlist_seq, id").Find(&waiting).Error; err != nil {
+		return nil, err
+	}
+	var promoted []int64
+	for _, w := range waiting {
+		need := int64(1 + w.Guests)
+		if taken+need > int64(c.Capacity) {
+			break
+		}
+		if err := tx.Model(&Invitation{}).Where("id = ?", w.ID).
+			Updates(map[string]any{"rsvp": RSVPYes, "waitlist_seq": nil, "updated_at": s.now()}).Error; err != nil {
+			return nil, err
+		}
+		taken += need
+		promoted = append(promoted, w.ID)
+	}
+	return promoted, nil
+}
