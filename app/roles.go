@@ -18,6 +18,8 @@ const (
 	PermCampaignsRead   Permission = "campaigns:read"
 	PermCampaignsWrite  Permission = "campaigns:write" // create, schedule, pause, cancel, gift codes
 	PermOutboxRead      Permission = "outbox:read"
+	PermCheckin         Permission = "checkin"   // the door: check guests in, add walk-ins
+	PermReferrals       Permission = "referrals" // record "A referred B"
 )
 
 var (
@@ -37,6 +39,8 @@ var matrix = map[Permission][]campaigns.Role{
 	PermCampaignsRead:   {admin, coordinator, rep, finance},
 	PermCampaignsWrite:  {admin, coordinator},
 	PermOutboxRead:      {admin, coordinator},
+	PermCheckin:         {admin, coordinator, rep},
+	PermReferrals:       {admin, coordinator, rep},
 }
 
 // Allowed reports whether role holds perm.

@@ -50,6 +50,12 @@ func (a *App) routes() []Route {
 		{"POST", "/campaigns/:id/close", PermCampaignsWrite, a.lifecycleForm("close"), false},
 		{"POST", "/campaigns/:id/unschedule", PermCampaignsWrite, a.lifecycleForm("unschedule"), false},
 		{"POST", "/campaigns/:id/gift-codes", PermCampaignsWrite, a.giftCodesUpload, true},
+		{"GET", "/campaigns/:id/checkin", PermCheckin, a.checkinPage, false},
+		{"GET", "/campaigns/:id/checkin/search", PermCheckin, a.checkinSearch, false},
+		{"POST", "/campaigns/:id/checkin", PermCheckin, a.checkinForm, false},
+		{"POST", "/campaigns/:id/checkin/undo", PermCheckin, a.undoCheckinForm, false},
+		{"GET", "/c/:token", PermCheckin, a.qrCheckinPage, false},
+		{"POST", "/c/:token", PermCheckin, a.qrCheckin, false},
 		{"GET", "/outbox", PermOutboxRead, a.outboxPage, false},
 		{"GET", "/outbox/:id", PermOutboxRead, a.outboxMessagePage, false},
 		{"GET", "/outbox/:id/body.html", PermOutboxRead, a.outboxMessageHTML, false},
@@ -80,6 +86,8 @@ func (a *App) routes() []Route {
 		{"POST", "/api/v1/campaigns/:id/close", PermCampaignsWrite, a.apiLifecycle("close"), false},
 		{"GET", "/api/v1/campaigns/:id/invitations", PermCampaignsRead, a.apiInvitations, false},
 		{"POST", "/api/v1/campaigns/:id/gift-codes", PermCampaignsWrite, a.apiGiftCodes, false},
+		{"POST", "/api/v1/campaigns/:id/checkins", PermCheckin, a.apiCheckin, false},
+		{"POST", "/api/v1/referrals", PermReferrals, a.apiReferral, false},
 	}
 }
 

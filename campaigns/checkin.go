@@ -224,3 +224,35 @@ func (s *Store) CheckinCounts(ctx context.Context, campaignID int64) (CheckinCou
 		coalesce(sum(CASE WHEN walk_in THEN 1 ELSE 0 END), 0) AS walk_ins`).Scan(&out).Error
 	return out, err
 }
+
+// CheckinView is the guest a QR code names, for the rep's confirmation.
+type CheckinView struct {
+	CampaignID   int64
+	CampaignName string
+	InvitationID int64
+	Name         string
+	Company      string
+	RSVP         string
+	Guests       int
+	Attended     bool
+}
+
+// CheckinByToken reads the guest behind a QR code's token.
+func (s *Store) CheckinByToken(ctx context.Context, token string) (*CheckinView, error) {
+	t, err := s.ResolveToken(ctx, TokenCheckin, token)
+	if err != nil || t.InvitationID == nil {
+		return nil, Errorf(ENOTFOUND, "this check-in code is not valid")
+	}
+	var v CheckinView
+	err = s.db.WithContext(ctx).Table("invitations AS i").
+		Select("i.campaign_id, k.name AS campaign_name, i.id AS invitation_id, c.name, c.company, i.rsvp, i.guests, i.attended").
+		Joins("JOIN customers c ON c.id = i.customer_id").Joins("JOIN campaigns k ON k.id = i.campaign_id").
+		Where("i.id = ?", *t.InvitationID).Scan(&v).Error
+	if err != nil {
+		return nil, err
+	}
+	if v.InvitationID == 0 {
+		return nil, Errorf(ENOTFOUND, "this check-in code is not valid")
+	}
+	return &v, nil
+}

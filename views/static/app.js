@@ -125,4 +125,70 @@
   // A sending campaign's page refreshes its funnel until sending ends.
   var sending = document.getElementById("sending-note");
   if (sending) setTimeout(function () { window.location.reload(); }, 3000);
+
+  // Check-in: type-ahead over the invitees, one tap to check in or undo,
+  // without reloading; the forms work without JavaScript too.
+  var door = document.getElementById("checkin");
+  if (door) {
+    var id = door.getAttribute("data-campaign");
+    var list = document.getElementById("guests");
+    var input = document.getElementById("checkin-q");
+    var counts = function (c) {
+      document.getElementById("n-expected").textContent = c.expected;
+      document.getElementById("n-seats").textContent = c.seats;
+      document.getElementById("n-arrived").textContent = c.arrived;
+      document.getElementById("n-walkins").textContent = c.walk_ins;
+    };
+    var row = function (g) {
+      var li = document.createElement("li");
+      li.className = "guest" + (g.attended ? " arrived" : "");
+      var who = document.createElement("div");
+      who.className = "who";
+      var b = document.createElement("strong");
+      b.textContent = g.name;
+      who.appendChild(b);
+      if (g.company) who.appendChild(document.createTextNode(" · " + g.company));
+      var sub = document.createElement("div");
+      sub.className = "muted small";
+      var reply = g.rsvp === "yes" ? "coming" + (g.guests ? " +" + g.guests : "") : (g.rsvp === "none" ? "no reply" : g.rsvp);
+      sub.textContent = g.email + " · " + reply + (g.walk_in ? " · walk-in" : "");
+      who.appendChild(sub);
+      var btn = document.createElement("button");
+      btn.type = "button";
+      btn.textContent = g.attended ? "Undo" : "Check in";
+      if (g.attended) btn.className = "secondary";
+      btn.addEventListener("click", function () {
+        btn.disabled = true;
+        var body = new URLSearchParams();
+        body.set(g.attended ? "invitation_id" : "customer_id", g.attended ? g.invitation_id : g.customer_id);
+        fetch("/campaigns/" + id + "/checkin" + (g.attended ? "/undo" : ""), {
+          method: "POST", credentials: "same-origin", body: body,
+          headers: { "X-CSRF-Token": csrf, "Accept": "application/json" }
+        }).then(function () { search(); });
+      });
+      li.appendChild(who);
+      li.appendChild(btn);
+      return li;
+    };
+    var seqD = 0;
+    var search = function () {
+      var mine = ++seqD;
+      fetch("/campaigns/" + id + "/checkin/search?q=" + encodeURIComponent(input.value), { credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (d) {
+          if (mine !== seqD) return;
+          counts(d.counts);
+          list.textContent = "";
+          if (!d.items.length) {
+            var li = document.createElement("li");
+            li.className = "muted";
+            li.textContent = "Nobody matches. Add them as a walk-in below.";
+            list.appendChild(li);
+          }
+          d.items.forEach(function (g) { list.appendChild(row(g)); });
+        });
+    };
+    var t2 = null;
+    input.addEventListener("input", function () { clearTimeout(t2); t2 = setTimeout(search, 200); });
+  }
 })();
