@@ -228,11 +228,11 @@ func TestClaimSettleAndRecover(t *testing.T) {
 			}
 			return out
 		}
-		n, err := s.SettleSent(ctx, "A", "b1", idsOf(a), "msg-1", false)
+		n, err := s.SettleSent(ctx, campaigns.QueueInvitations, "A", "b1", idsOf(a), "msg-1", false)
 		require.NoError(t, err)
 		require.EqualValues(t, 10, n)
 		// B's lease has expired: its settle does not count.
-		n, err = s.SettleSent(ctx, "B", "b2", idsOf(b), "msg-2", false)
+		n, err = s.SettleSent(ctx, campaigns.QueueInvitations, "B", "b2", idsOf(b), "msg-2", false)
 		require.NoError(t, err)
 		require.EqualValues(t, 0, n)
 		exp, err := s.ExpiredBatches(ctx)
@@ -240,7 +240,7 @@ func TestClaimSettleAndRecover(t *testing.T) {
 		require.Len(t, exp, 1)
 		require.Equal(t, "b2", exp[0].BatchID)
 		require.NotNil(t, exp[0].CancelBy)
-		n, err = s.RequeueBatch(ctx, "b2")
+		n, err = s.RequeueBatch(ctx, campaigns.QueueInvitations, "b2")
 		require.NoError(t, err)
 		require.EqualValues(t, 10, n)
 
@@ -267,7 +267,7 @@ func TestClaimSettleAndRecover(t *testing.T) {
 		rest, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "A", BatchID: "b4", Limit: 100, Lease: time.Minute, CancelBy: far})
 		require.NoError(t, err)
 		require.Len(t, rest, 19)
-		_, err = s.SettleSent(ctx, "A", "b4", idsOf(rest), "msg-4", false)
+		_, err = s.SettleSent(ctx, campaigns.QueueInvitations, "A", "b4", idsOf(rest), "msg-4", false)
 		require.NoError(t, err)
 		done, err = s.FinishIfDone(ctx, c.ID)
 		require.NoError(t, err)
@@ -341,7 +341,7 @@ func TestEmailEventsApplyOnceInAnyOrder(t *testing.T) {
 		for _, x := range cl {
 			inv = append(inv, x.ID)
 		}
-		_, err = s.SettleSent(ctx, "A", "e1", inv, "m", false)
+		_, err = s.SettleSent(ctx, campaigns.QueueInvitations, "A", "e1", inv, "m", false)
 		require.NoError(t, err)
 		now := time.Now()
 		evs := []campaigns.EmailEvent{

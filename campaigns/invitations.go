@@ -58,6 +58,15 @@ type Invitation struct {
 	UpdatedAt    time.Time        `json:"updated_at"`
 }
 
+// Queue names a table of sends with the claim/lease/recall columns:
+// first invitations, and follow-ups (reminders, seats, updates).
+type Queue string
+
+const (
+	QueueInvitations Queue = "invitations"
+	QueueFollowups   Queue = "followups"
+)
+
 // holdoutSize is how many of n are held out at pct percent (rounded).
 func holdoutSize(n int64, pct int) int64 { return (n*int64(pct) + 50) / 100 }
 
@@ -149,6 +158,8 @@ func (s *Store) drawHoldout(tx *gorm.DB, c *Campaign, run int) (int64, error) {
 // Claim is one invitation handed to a worker to send.
 type Claim struct {
 	Invitation
+	QueueID  int64  // the row claimed: the invitation, or the follow-up
+	Kind     string // invitation, gift, reminder, seat, update
 	Name     string
 	Tokens   map[string]string // kind → plaintext public token, minted for this send
 	GiftCode string
@@ -232,7 +243,11 @@ func (s *Store) Claim(ctx context.Context, campaignID int64, o ClaimOptions) ([]
 		var toks []PublicToken
 		out = make([]Claim, len(rows))
 		for i, r := range rows {
-			cl := Claim{Invitation: r, Name: nameOf[r.CustomerID], Tokens: map[string]string{}, GiftCode: codes[r.ID]}
+			kind := "invitation"
+			if c.Kind == KindGift {
+				kind = "gift"
+			}
+			cl := Claim{Invitation: r, QueueID: r.ID, Kind: kind, Name: nameOf[r.CustomerID], Tokens: map[string]string{}, GiftCode: codes[r.ID]}
 			for _, k := range kinds {
 				plain := NewSecret()
 				cl.Tokens[k] = plain
@@ -302,7 +317,7 @@ func (s *Store) assignGiftCodes(tx *gorm.DB, c *Campaign, ids []int64, now time.
 // lease leaves the rows to the recovery that cancels its batch. delivered
 // says the service delivers on acceptance (the outbox): the rows are
 // delivered at once and the "delivered" rule credits each customer.
-func (s *Store) SettleSent(ctx context.Context, worker, batchID string, ids []int64, messageID string, delivered bool) (int64, error) {
+func (s *Store) SettleSent(ctx context.Context, q Queue, worker, batchID string, ids []int64, messageID string, delivered bool) (int64, error) {
 	var n int64
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		now := s.now()
@@ -311,7 +326,7 @@ func (s *Store) SettleSent(ctx context.Context, worker, batchID string, ids []in
 		if delivered {
 			fields["status"], fields["delivered_at"] = InvDelivered, now
 		}
-		res := tx.Model(&Invitation{}).
+		res := tx.Table(string(q)).
 			Where("id IN ? AND status = 'sending' AND lease_owner = ? AND batch_id = ? AND lease_until > ?", ids, worker, batchID, now).
 			Updates(fields)
 		if res.Error != nil {
@@ -322,10 +337,10 @@ func (s *Store) SettleSent(ctx context.Context, worker, batchID string, ids []in
 			return nil
 		}
 		if err := tx.Exec(`UPDATE customers SET last_contacted_at = ? WHERE id IN
-			(SELECT customer_id FROM invitations WHERE batch_id = ? AND id IN ?)`, now, batchID, ids).Error; err != nil {
+			(SELECT customer_id FROM `+string(q)+` WHERE batch_id = ? AND id IN ?)`, now, batchID, ids).Error; err != nil {
 			return err
 		}
-		if !delivered {
+		if !delivered || q != QueueInvitations {
 			return nil
 		}
 		var rows []Invitation
@@ -357,10 +372,10 @@ func (s *Store) creditInvitations(tx *gorm.DB, rows []Invitation, trigger string
 }
 
 // SettleFailed marks invitations the mail service refused for good.
-func (s *Store) SettleFailed(ctx context.Context, worker, batchID string, reasons map[int64]string) error {
+func (s *Store) SettleFailed(ctx context.Context, q Queue, worker, batchID string, reasons map[int64]string) error {
 	now := s.now()
 	for id, why := range reasons {
-		if err := s.db.WithContext(ctx).Model(&Invitation{}).
+		if err := s.db.WithContext(ctx).Table(string(q)).
 			Where("id = ? AND status = 'sending' AND lease_owner = ? AND batch_id = ?", id, worker, batchID).
 			Updates(map[string]any{"status": InvFailed, "status_reason": truncate(why, 500), "lease_owner": nil,
 				"lease_until": nil, "updated_at": now}).Error; err != nil {
@@ -372,8 +387,8 @@ func (s *Store) SettleFailed(ctx context.Context, worker, batchID string, reason
 
 // Release hands claimed invitations back as pending: the mail service
 // certainly did not take them (429, or a request refused as a whole).
-func (s *Store) Release(ctx context.Context, worker, batchID string, ids []int64, reason string) error {
-	return s.db.WithContext(ctx).Model(&Invitation{}).
+func (s *Store) Release(ctx context.Context, q Queue, worker, batchID string, ids []int64, reason string) error {
+	return s.db.WithContext(ctx).Table(string(q)).
 		Where("id IN ? AND status = 'sending' AND lease_owner = ? AND batch_id = ?", ids, worker, batchID).
 		Updates(map[string]any{"status": InvPending, "status_reason": truncate(reason, 500), "lease_owner": nil,
 			"lease_until": nil, "batch_id": nil, "cancel_by": nil, "updated_at": s.now()}).Error
@@ -381,14 +396,14 @@ func (s *Store) Release(ctx context.Context, worker, batchID string, ids []int64
 
 // Suppress drops claimed invitations whose customer withdrew consent after
 // the claim, just before the send.
-func (s *Store) SuppressWithdrawn(ctx context.Context, worker, batchID string, ids []int64) ([]int64, error) {
+func (s *Store) SuppressWithdrawn(ctx context.Context, q Queue, worker, batchID string, ids []int64) ([]int64, error) {
 	var gone []int64
-	err := s.db.WithContext(ctx).Model(&Invitation{}).Joins("JOIN customers ON customers.id = invitations.customer_id").
-		Where("invitations.id IN ? AND customers.consent_state <> 'subscribed'", ids).Pluck("invitations.id", &gone).Error
+	err := s.db.WithContext(ctx).Table(string(q)+" AS x").Joins("JOIN customers ON customers.id = x.customer_id").
+		Where("x.id IN ? AND customers.consent_state <> 'subscribed'", ids).Pluck("x.id", &gone).Error
 	if err != nil || len(gone) == 0 {
 		return nil, err
 	}
-	err = s.db.WithContext(ctx).Model(&Invitation{}).
+	err = s.db.WithContext(ctx).Table(string(q)).
 		Where("id IN ? AND status = 'sending' AND lease_owner = ? AND batch_id = ?", gone, worker, batchID).
 		Updates(map[string]any{"status": InvSuppressed, "status_reason": "unsubscribed just before sending",
 			"lease_owner": nil, "lease_until": nil, "updated_at": s.now()}).Error
@@ -399,6 +414,7 @@ func (s *Store) SuppressWithdrawn(ctx context.Context, worker, batchID string, i
 // lost the database mid-send, so whether the mail service took the batch
 // is unknown until it is cancelled.
 type ExpiredBatch struct {
+	Queue      Queue
 	CampaignID int64
 	BatchID    string
 	CancelBy   *time.Time
@@ -407,18 +423,28 @@ type ExpiredBatch struct {
 
 // ExpiredBatches lists batches with expired leases.
 func (s *Store) ExpiredBatches(ctx context.Context) ([]ExpiredBatch, error) {
-	var bs []ExpiredBatch
-	err := s.db.WithContext(ctx).Model(&Invitation{}).
-		Select("campaign_id, batch_id, cancel_by, count(*) AS count").
-		Where("status = 'sending' AND lease_until < ?", s.now()).
-		Group("campaign_id, batch_id, cancel_by").Scan(&bs).Error
-	return bs, err
+	var out []ExpiredBatch
+	for _, q := range []Queue{QueueInvitations, QueueFollowups} {
+		var bs []ExpiredBatch
+		err := s.db.WithContext(ctx).Table(string(q)).
+			Select("campaign_id, batch_id, cancel_by, count(*) AS count").
+			Where("status = 'sending' AND lease_until < ?", s.now()).
+			Group("campaign_id, batch_id, cancel_by").Scan(&bs).Error
+		if err != nil {
+			return nil, err
+		}
+		for i := range bs {
+			bs[i].Queue = q
+		}
+		out = append(out, bs...)
+	}
+	return out, nil
 }
 
 // RequeueBatch returns an expired batch's invitations to pending once the
 // batch has been cancelled at the mail service, so they are sent again.
-func (s *Store) RequeueBatch(ctx context.Context, batchID string) (int64, error) {
-	res := s.db.WithContext(ctx).Model(&Invitation{}).
+func (s *Store) RequeueBatch(ctx context.Context, q Queue, batchID string) (int64, error) {
+	res := s.db.WithContext(ctx).Table(string(q)).
 		Where("batch_id = ? AND status = 'sending' AND lease_until < ?", batchID, s.now()).
 		Updates(map[string]any{"status": InvPending, "status_reason": "resent after a worker stopped mid-send",
 			"lease_owner": nil, "lease_until": nil, "batch_id": nil, "cancel_by": nil, "updated_at": s.now()})
@@ -428,9 +454,9 @@ func (s *Store) RequeueBatch(ctx context.Context, batchID string) (int64, error)
 // MarkUncertain settles an expired batch that can no longer be cancelled:
 // it may or may not have gone out. It is counted as sent, flagged
 // uncertain on the campaign page, and never sent again.
-func (s *Store) MarkUncertain(ctx context.Context, batchID string) (int64, error) {
+func (s *Store) MarkUncertain(ctx context.Context, q Queue, batchID string) (int64, error) {
 	now := s.now()
-	res := s.db.WithContext(ctx).Model(&Invitation{}).
+	res := s.db.WithContext(ctx).Table(string(q)).
 		Where("batch_id = ? AND status = 'sending' AND lease_until < ?", batchID, now).
 		Updates(map[string]any{"status": InvSent, "uncertain": true, "sent_at": now,
 			"status_reason": "a worker stopped mid-send and the batch could no longer be recalled; it may not have gone out",

@@ -176,6 +176,9 @@ func (s *Store) Answer(ctx context.Context, token, answer string, guests int) (*
 			if res.Promoted, err = s.promoteWaitlist(tx, &c); err != nil {
 				return err
 			}
+			if err := s.enqueueSeats(tx, c.ID, res.Promoted); err != nil {
+				return err
+			}
 		}
 		if err := tx.Take(&inv, inv.ID).Error; err != nil {
 			return err

@@ -60,10 +60,19 @@ type emailData struct {
 	PostalAddress  string
 	FirstName      string
 	FirstNameHTML  string
+	Heading        string // follow-ups: what this email is about
+	Lead           string
 	RSVPURL        string
 	UnsubscribeURL string
 	QRURL          string
 	GiftCode       string
+}
+
+// notices are the follow-up emails' subject, heading and first lines.
+var notices = map[string]struct{ subject, heading, lead string }{
+	campaigns.FollowReminder: {"Reminder: %s", "See you soon", "A reminder that you said you would come. We look forward to seeing you."},
+	campaigns.FollowSeat:     {"Good news: a seat for you at %s", "A seat is yours", "A seat has freed up and it is yours: you are now on the guest list. If you can no longer come, please tell us so someone else can have it."},
+	campaigns.FollowUpdate:   {"Changed: %s has a new time or place", "The event has changed", "The time or place of the event has changed. Here are the new details; the calendar file updates your calendar."},
 }
 
 // Subject is the campaign's subject line, or a sensible default.
@@ -84,7 +93,15 @@ func (cp *Composer) Batch(c *campaigns.Campaign, claims []campaigns.Claim, batch
 	if c.Kind == campaigns.KindGift {
 		kind = "gift"
 	}
-	d := emailData{Subject: Subject(c), Campaign: c, When: campaigns.FormatWhen(c), PostalAddress: cp.PostalAddress,
+	if len(claims) > 0 && claims[0].Kind != "" {
+		kind = claims[0].Kind
+	}
+	tpl, subject := kind, Subject(c)
+	n, isNotice := notices[kind]
+	if isNotice {
+		tpl, subject = "notice", fmt.Sprintf(n.subject, c.Name)
+	}
+	d := emailData{Subject: subject, Heading: n.heading, Lead: n.lead, Campaign: c, When: campaigns.FormatWhen(c), PostalAddress: cp.PostalAddress,
 		FirstName: tagFirstName, FirstNameHTML: tagFirstNameHTML, RSVPURL: tagRSVP, UnsubscribeURL: tagUnsubscribe,
 		QRURL: tagQR, GiftCode: tagGiftCode, GiftLabel: campaigns.GiftTypes[c.GiftType],
 		FaceValue: campaigns.FormatMoney(c.FaceValueCents), HasCode: c.Fulfilment == "codes"}
@@ -94,7 +111,7 @@ func (cp *Composer) Batch(c *campaigns.Campaign, claims []campaigns.Claim, batch
 	if c.Address != "" {
 		d.MapURL = "https://www.openstreetmap.org/search?query=" + url.QueryEscape(c.Address)
 	}
-	t := cp.templates[kind]
+	t := cp.templates[tpl]
 	var h, txt bytes.Buffer
 	if err := t.HTML.Execute(&h, d); err != nil {
 		return nil, fmt.Errorf("render %s email: %w", kind, err)
@@ -114,7 +131,7 @@ func (cp *Composer) Batch(c *campaigns.Campaign, claims []campaigns.Claim, batch
 	for _, cl := range claims {
 		unsub := cp.BaseURL + "/u/" + cl.Tokens[campaigns.TokenUnsubscribe]
 		first := firstName(cl.Name)
-		r := Recipient{InvitationID: cl.ID, Email: cl.Email, Name: cl.Name,
+		r := Recipient{InvitationID: cl.Invitation.ID, Email: cl.Email, Name: cl.Name,
 			Substitutions: map[string]string{
 				tagFirstName: first, tagFirstNameHTML: html.EscapeString(first), tagUnsubscribe: unsub,
 			},

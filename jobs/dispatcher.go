@@ -118,6 +118,43 @@ func (d *Dispatcher) Tick(ctx context.Context) error {
 			d.log.Error("send campaign", "campaign", sending[i].ID, "err", err)
 		}
 	}
+	return d.sendFollowups(ctx)
+}
+
+// source is a queue of sends to drain: a campaign's invitations, or its
+// follow-ups of one kind.
+type source struct {
+	queue campaigns.Queue
+	claim func(ctx context.Context, o campaigns.ClaimOptions) ([]campaigns.Claim, error)
+}
+
+// sendFollowups queues due reminders and sends every due follow-up.
+func (d *Dispatcher) sendFollowups(ctx context.Context) error {
+	if n, err := d.store.EnqueueReminders(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		d.log.Info("reminders queued", "count", n)
+	}
+	due, err := d.store.DueFollowups(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range due {
+		if d.draining.Load() || ctx.Err() != nil {
+			return nil
+		}
+		c, err := d.store.Campaign(ctx, f.CampaignID)
+		if err != nil {
+			return err
+		}
+		kind := f.Kind
+		src := source{queue: campaigns.QueueFollowups, claim: func(ctx context.Context, o campaigns.ClaimOptions) ([]campaigns.Claim, error) {
+			return d.store.ClaimFollowups(ctx, c.ID, kind, o)
+		}}
+		if err := d.drain(ctx, c, src); err != nil {
+			d.log.Error("send follow-ups", "campaign", c.ID, "kind", kind, "err", err)
+		}
+	}
 	return nil
 }
 
@@ -129,7 +166,7 @@ func (d *Dispatcher) Recover(ctx context.Context) error {
 	}
 	for _, b := range bs {
 		if b.CancelBy != nil && time.Now().After(*b.CancelBy) {
-			n, err := d.store.MarkUncertain(ctx, b.BatchID)
+			n, err := d.store.MarkUncertain(ctx, b.Queue, b.BatchID)
 			if err != nil {
 				return err
 			}
@@ -140,7 +177,7 @@ func (d *Dispatcher) Recover(ctx context.Context) error {
 			d.log.Warn("cancel expired batch failed; will retry", "campaign", b.CampaignID, "batch", b.BatchID, "err", err)
 			continue
 		}
-		n, err := d.store.RequeueBatch(ctx, b.BatchID)
+		n, err := d.store.RequeueBatch(ctx, b.Queue, b.BatchID)
 		if err != nil {
 			return err
 		}
@@ -149,9 +186,22 @@ func (d *Dispatcher) Recover(ctx context.Context) error {
 	return nil
 }
 
-// sendCampaign sends batches with Concurrency senders until nothing is
-// pending, the campaign is paused or cancelled, or the worker drains.
+// sendCampaign sends a campaign's invitations, then closes the run when
+// nothing is left.
 func (d *Dispatcher) sendCampaign(ctx context.Context, c *campaigns.Campaign) error {
+	src := source{queue: campaigns.QueueInvitations, claim: func(ctx context.Context, o campaigns.ClaimOptions) ([]campaigns.Claim, error) {
+		return d.store.Claim(ctx, c.ID, o)
+	}}
+	err := d.drain(ctx, c, src)
+	if _, ferr := d.store.FinishIfDone(ctx, c.ID); ferr != nil {
+		return ferr
+	}
+	return err
+}
+
+// drain sends batches from src with Concurrency senders until nothing is
+// left, the campaign is paused or cancelled, or the worker drains.
+func (d *Dispatcher) drain(ctx context.Context, c *campaigns.Campaign, src source) error {
 	var wg sync.WaitGroup
 	errs := make([]error, d.cfg.Concurrency)
 	for i := 0; i < d.cfg.Concurrency; i++ {
@@ -159,7 +209,7 @@ func (d *Dispatcher) sendCampaign(ctx context.Context, c *campaigns.Campaign) er
 		go func(i int) {
 			defer wg.Done()
 			for !d.draining.Load() && ctx.Err() == nil {
-				more, err := d.sendBatch(ctx, c)
+				more, err := d.sendBatch(ctx, c, src)
 				if err != nil {
 					errs[i] = err
 					return
@@ -171,14 +221,11 @@ func (d *Dispatcher) sendCampaign(ctx context.Context, c *campaigns.Campaign) er
 		}(i)
 	}
 	wg.Wait()
-	if _, err := d.store.FinishIfDone(ctx, c.ID); err != nil {
-		return err
-	}
 	return errors.Join(errs...)
 }
 
 // sendBatch claims and sends one batch. It returns whether to go on.
-func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign) (bool, error) {
+func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign, src source) (bool, error) {
 	if wait := time.Until(time.Unix(0, d.notBefore.Load())); wait > 0 {
 		select {
 		case <-time.After(wait):
@@ -199,18 +246,18 @@ func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign) (bool
 	if d.mailer.CancelWindow() < 0 {
 		cancelBy = sendAt.Add(100 * 365 * 24 * time.Hour)
 	}
-	claims, err := d.store.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: d.worker, BatchID: batchID,
+	claims, err := src.claim(ctx, campaigns.ClaimOptions{Worker: d.worker, BatchID: batchID,
 		Limit: d.cfg.BatchSize, Lease: d.cfg.Lease, CancelBy: cancelBy})
 	if err != nil || len(claims) == 0 {
 		return false, err
 	}
 	ids := make([]int64, len(claims))
 	for i, cl := range claims {
-		ids[i] = cl.ID
+		ids[i] = cl.QueueID
 	}
 	// Consent again, at the last moment: who unsubscribed since the claim
 	// gets nothing.
-	gone, err := d.store.SuppressWithdrawn(ctx, d.worker, batchID, ids)
+	gone, err := d.store.SuppressWithdrawn(ctx, src.queue, d.worker, batchID, ids)
 	if err != nil {
 		return false, err
 	}
@@ -222,7 +269,7 @@ func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign) (bool
 	}
 	batch, err := d.composer.Batch(c, claims, batchID, sendAt)
 	if err != nil {
-		_ = d.store.Release(ctx, d.worker, batchID, ids, err.Error())
+		_ = d.store.Release(ctx, src.queue, d.worker, batchID, ids, err.Error())
 		return false, err
 	}
 	msgID, err := d.mailer.Send(ctx, batch)
@@ -233,7 +280,7 @@ func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign) (bool
 	case err == nil:
 		d.failures.Store(0)
 		_, instant := d.mailer.(interface{ DeliversOnSend() })
-		n, err := d.store.SettleSent(ctx, d.worker, batchID, ids, msgID, instant)
+		n, err := d.store.SettleSent(ctx, src.queue, d.worker, batchID, ids, msgID, instant)
 		if err != nil {
 			return false, err
 		}
@@ -244,7 +291,7 @@ func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign) (bool
 	case errors.As(err, &rl):
 		d.notBefore.Store(time.Now().Add(rl.RetryAfter).UnixNano())
 		d.log.Info("rate limited; waiting", "retry_after", rl.RetryAfter.String())
-		return true, d.store.Release(ctx, d.worker, batchID, ids, "rate limited; will retry")
+		return true, d.store.Release(ctx, src.queue, d.worker, batchID, ids, "rate limited; will retry")
 	case errors.As(err, &rej):
 		if len(rej.Recipients) == 0 {
 			// The request as a whole is wrong: retrying repeats it. Stop
@@ -253,7 +300,7 @@ func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign) (bool
 			for _, id := range ids {
 				reasons[id] = rej.Error()
 			}
-			if err := d.store.SettleFailed(ctx, d.worker, batchID, reasons); err != nil {
+			if err := d.store.SettleFailed(ctx, src.queue, d.worker, batchID, reasons); err != nil {
 				return false, err
 			}
 			_, _ = d.store.PauseWithNote(ctx, c.ID, "paused: "+rej.Error())
@@ -268,19 +315,19 @@ func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign) (bool
 				retry = append(retry, id)
 			}
 		}
-		if err := d.store.SettleFailed(ctx, d.worker, batchID, reasons); err != nil {
+		if err := d.store.SettleFailed(ctx, src.queue, d.worker, batchID, reasons); err != nil {
 			return false, err
 		}
-		return true, d.store.Release(ctx, d.worker, batchID, retry, "")
+		return true, d.store.Release(ctx, src.queue, d.worker, batchID, retry, "")
 	case errors.As(err, &cfgErr):
-		_ = d.store.Release(ctx, d.worker, batchID, ids, cfgErr.Error())
+		_ = d.store.Release(ctx, src.queue, d.worker, batchID, ids, cfgErr.Error())
 		_, _ = d.store.PauseWithNote(ctx, c.ID, "paused: "+cfgErr.Error()+"; fix the SendGrid settings, then resume")
 		return false, nil
 	default:
 		// Unknown outcome: recall the batch before anything is sent again.
 		d.log.Warn("send outcome unknown; recalling the batch", "campaign", c.ID, "batch", batchID, "err", err)
 		if cerr := d.mailer.Cancel(ctx, batchID); cerr == nil {
-			_ = d.store.Release(ctx, d.worker, batchID, ids, "recalled after: "+err.Error())
+			_ = d.store.Release(ctx, src.queue, d.worker, batchID, ids, "recalled after: "+err.Error())
 		} // else the lease expires and Recover cancels it later
 		d.backoff(ctx, err)
 		return true, nil
@@ -307,9 +354,9 @@ func without(claims []campaigns.Claim, gone []int64) ([]campaigns.Claim, []int64
 	var out []campaigns.Claim
 	var ids []int64
 	for _, c := range claims {
-		if !drop[c.ID] {
+		if !drop[c.QueueID] {
 			out = append(out, c)
-			ids = append(ids, c.ID)
+			ids = append(ids, c.QueueID)
 		}
 	}
 	return out, ids

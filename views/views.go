@@ -95,7 +95,7 @@ var Funcs = map[string]any{
 }
 
 // EmailNames are the emails Rapport sends; each has an .html and a .txt.
-var EmailNames = []string{"invitation", "gift"}
+var EmailNames = []string{"invitation", "gift", "notice"}
 
 // EmailTemplate is one email's two parts, parsed once.
 type EmailTemplate struct {

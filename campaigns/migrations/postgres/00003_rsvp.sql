@@ -25,7 +25,41 @@ CREATE UNIQUE INDEX referrals_pair_idx ON referrals (referrer_customer_id, refer
 CREATE INDEX referrals_user_idx ON referrals (referrer_user_id);
 CREATE INDEX referrals_campaign_idx ON referrals (campaign_id);
 
+-- Reminders (when, before the event, to whom), as JSON offsets.
+ALTER TABLE campaigns ADD COLUMN reminders TEXT NOT NULL DEFAULT '["48h"]';
+
+-- Follow-up emails of an invitation (reminders, a freed seat, a changed
+-- event), sent through the same claim/lease/recall machinery.
+CREATE TABLE followups (
+    id            BIGSERIAL PRIMARY KEY,
+    campaign_id   BIGINT NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+    invitation_id BIGINT NOT NULL REFERENCES invitations(id) ON DELETE CASCADE,
+    customer_id   BIGINT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    email         TEXT NOT NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ('reminder', 'seat', 'update', 'survey')),
+    dedupe_key    TEXT NOT NULL,
+    due_at        TIMESTAMPTZ NOT NULL,
+    status        TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+                  ('pending', 'sending', 'sent', 'delivered', 'failed', 'suppressed')),
+    uncertain     BOOLEAN NOT NULL DEFAULT FALSE,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    lease_owner   TEXT,
+    lease_until   TIMESTAMPTZ,
+    batch_id      TEXT,
+    cancel_by     TIMESTAMPTZ,
+    message_id    TEXT,
+    status_reason TEXT NOT NULL DEFAULT '',
+    sent_at       TIMESTAMPTZ,
+    created_at    TIMESTAMPTZ NOT NULL,
+    updated_at    TIMESTAMPTZ NOT NULL,
+    UNIQUE (invitation_id, dedupe_key)
+);
+CREATE INDEX followups_due_idx ON followups (due_at, campaign_id) WHERE status = 'pending';
+CREATE INDEX followups_lease_idx ON followups (lease_until) WHERE status = 'sending';
+
 -- +goose Down
+DROP TABLE followups;
+ALTER TABLE campaigns DROP COLUMN reminders;
 DROP TABLE referrals;
 DROP INDEX invitations_yes_idx;
 DROP INDEX invitations_waitlist_idx;
