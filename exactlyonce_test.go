@@ -53,7 +53,7 @@ func TestWorkersKilledMidSendSendEachEmailOnce(t *testing.T) {
 
 	fake := sendgridfake.New()
 	defer fake.Close()
-	fake.SetLatency(40 * time.Millisecond)
+	fake.SetLatency(150 * time.Millisecond)
 	fake.SetRateLimit(0.05, time.Second)
 
 	bin := filepath.Join(t.TempDir(), "rapport")
@@ -72,7 +72,7 @@ func TestWorkersKilledMidSendSendEachEmailOnce(t *testing.T) {
 	spawn := func(n int) *exec.Cmd {
 		cmd := exec.Command(bin, "worker")
 		cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "SENDGRID_API_KEY=SG.test", "SENDGRID_BASE_URL="+fake.URL,
-			"SCHEDULER_TICK=200ms", "SEND_LEASE=2s", "SEND_TIMEOUT=800ms", "SEND_BATCH_SIZE=50", "SEND_CONCURRENCY=2",
+			"SCHEDULER_TICK=200ms", "SEND_LEASE=2s", "SEND_TIMEOUT=800ms", "SEND_BATCH_SIZE=25", "SEND_CONCURRENCY=2",
 			"BASE_URL=https://rapport.example.com", "MAIL_POSTAL_ADDRESS=1 Main St")
 		f, err := os.Create(filepath.Join(logDir, fmt.Sprintf("worker-%d.log", n)))
 		require.NoError(t, err)
@@ -125,6 +125,14 @@ func TestWorkersKilledMidSendSendEachEmailOnce(t *testing.T) {
 		}
 	}
 	t.Logf("%d kills; %d delivered to %d recipients; %d requests; %d uncertain", kills, fake.DeliveredCount(), len(per), fake.Requests(), f.Uncertain)
+	recalls := 0
+	logs, _ := filepath.Glob(filepath.Join(logDir, "*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		recalls += strings.Count(string(b), "recalled an expired batch")
+	}
+	t.Logf("%d batches recalled after a kill and sent again", recalls)
+	require.Positive(t, recalls, "the kills should have hit workers mid-send")
 	require.Zero(t, dups, "duplicates")
 	require.Zero(t, lost, "lost")
 	require.Zero(t, f.Uncertain)
