@@ -52,7 +52,7 @@ func TestCommandsOnSQLite(t *testing.T) {
 
 	code, out, _ := rapport(t, "", "migrate")
 	require.Equal(t, 0, code)
-	require.Contains(t, out, "applied 1 migration")
+	require.Regexp(t, `applied [1-9][0-9]* migration`, out)
 
 	code, out, stderr := rapport(t, "correct horse battery\n", "user", "add", "--email", "Ana@Example.com", "--role", "coordinator")
 	require.Equal(t, 0, code, stderr)

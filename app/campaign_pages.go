@@ -38,13 +38,13 @@ func (a *App) newCampaignPage(c *fiber.Ctx) error {
 
 // campaignForm holds the builder's fields as typed, to show them back.
 type campaignForm struct {
-	Kind, Name, TimeZone, Subject, Message                           string
-	MinSpend, MaxSpend, MinLevel, MaxLevel, NotContacted             string
-	Metros                                                           []string
-	OwnerIDs                                                         []string
-	HoldoutPercent, AttributionDays                                  string
+	Kind, Name, TimeZone, Subject, Message                            string
+	MinSpend, MaxSpend, MinLevel, MaxLevel, NotContacted              string
+	Metros                                                            []string
+	OwnerIDs                                                          []string
+	HoldoutPercent, AttributionDays                                   string
 	Venue, Address, StartsAt, EndsAt, Capacity, GuestsPerInvite, RSVP string
-	GiftType, FaceValue, UnitCost, Fulfilment                        string
+	GiftType, FaceValue, UnitCost, Fulfilment                         string
 }
 
 func (a *App) renderBuilder(c *fiber.Ctx, f campaignForm, formErr error) error {
@@ -247,7 +247,7 @@ func (a *App) campaignPage(c *fiber.Ctx) error {
 	defaultSend := time.Now().In(loc).Add(time.Hour).Truncate(time.Hour).Format("2006-01-02T15:04")
 	return a.render(c, "pages/campaign", fiber.Map{"Title": cp.Name, "C": v, "Preview": preview,
 		"Invitations": invs, "Local": local, "Zone": loc.String(), "DefaultSend": defaultSend,
-		"Can": func(p string) bool { return Allowed(principal(c).Role, Permission(p)) },
+		"Can":    func(p string) bool { return Allowed(principal(c).Role, Permission(p)) },
 		"Mailer": a.deps.MailerName, "GiftTypes": campaigns.GiftTypes})
 }
 

@@ -28,6 +28,12 @@ func TestCSRF(t *testing.T) {
 	ctx := context.Background()
 	var formRoutes []string
 	for _, route := range registeredRoutes(e) {
+		switch route {
+		case "POST /r/:token", "POST /u/:token", "POST /webhooks/sendgrid":
+			// A link's secret token (or SendGrid's signature) is the
+			// credential; there is no session for a forged form to ride on.
+			continue
+		}
 		if strings.HasPrefix(route, "POST ") && !strings.HasPrefix(route, "POST /api/") {
 			formRoutes = append(formRoutes, route)
 		}
