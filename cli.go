@@ -49,7 +49,10 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	if *addr != "" {
-		cfg.Addr = *addr
+		cfg.SetAddr(*addr)
+	}
+	if cfg.BaseURLDefaulted {
+		e.log.Info("BASE_URL is not set; links in emails use " + cfg.BaseURL)
 	}
 	// The embedded default migrates itself, so `go run . serve` just works;
 	// PostgreSQL is migrated by the release step and refuses to start behind.

@@ -99,8 +99,10 @@ func (s *Store) Start(ctx context.Context, id int64) (StartResult, error) {
 		res.Started = true
 		run := c.Runs + 1
 		sub := c.Filter().apply(tx.Model(&Customer{}), now).
-			Select("?, id, email, ?, ?, 'pending', 0, 'none', 0, ?, ?, ?", c.ID, run, false, false, now, now).
-			Where("NOT EXISTS (SELECT 1 FROM invitations i WHERE i.campaign_id = ? AND i.customer_id = customers.id)", c.ID)
+			Select("?, id, email, ?, ?, 'pending', 0, 'none', 0, ?, ?, ?", c.ID, run, false, false, now, now)
+		// Customers already invited by an earlier run are skipped by the
+		// unique (campaign, customer) key: ON CONFLICT DO NOTHING. (A NOT
+		// EXISTS here made PostgreSQL scan the growing table per row.)
 		ins := tx.Exec("INSERT INTO invitations (campaign_id, customer_id, email, run, holdout, status, attempts, rsvp, guests, attended, created_at, updated_at) ? ON CONFLICT DO NOTHING", sub)
 		if ins.Error != nil {
 			return ins.Error

@@ -18,7 +18,10 @@ type Config struct {
 	Addr        string // listen address, from PORT (":3000") or --addr
 	DatabaseURL string // postgres://… or sqlite:PATH
 	BaseURL     string // public origin used in emails and links, no trailing slash
-	AppSecret   string // signs QR check-in links and similar; generated for demos
+	// BaseURLDefaulted: BASE_URL was unset, so BaseURL is this machine's
+	// http://localhost:PORT (fine for a laptop, wrong for production).
+	BaseURLDefaulted bool
+	AppSecret        string // signs QR check-in links and similar; generated for demos
 
 	SendGridAPIKey           string // empty: local outbox
 	SendGridBaseURL          string // API host, e.g. https://api.sendgrid.com
@@ -71,6 +74,9 @@ func Load(getenv func(string) string) (Config, error) {
 		SendLateness:             24 * time.Hour,
 		SendTimeout:              30 * time.Second,
 	}
+	if c.BaseURL == "" {
+		c.BaseURL, c.BaseURLDefaulted = "http://localhost"+c.Addr, true
+	}
 	var errs []error
 	if p := getenv("PORT"); strings.TrimSpace(p) != "" {
 		if n, err := strconv.Atoi(strings.TrimSpace(p)); err != nil || n < 1 || n > 65535 {
@@ -119,7 +125,7 @@ func Load(getenv func(string) string) (Config, error) {
 	if _, _, err := ParseDatabaseURL(c.DatabaseURL); err != nil {
 		errs = append(errs, err)
 	}
-	if c.BaseURL != "" {
+	if !c.BaseURLDefaulted {
 		if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("BASE_URL: %q must be an absolute http(s) URL such as https://rapport.example.com", c.BaseURL))
 		}
@@ -161,6 +167,19 @@ func ParseDatabaseURL(raw string) (Dialect, string, error) {
 		return SQLite, path, nil
 	default:
 		return "", "", fmt.Errorf("DATABASE_URL: %q must start with postgres:// or sqlite:", raw)
+	}
+}
+
+// SetAddr changes the listen address (serve --addr), and the default
+// BASE_URL with it.
+func (c *Config) SetAddr(addr string) {
+	c.Addr = addr
+	if c.BaseURLDefaulted {
+		host := addr
+		if strings.HasPrefix(host, ":") {
+			host = "localhost" + host
+		}
+		c.BaseURL = "http://" + host
 	}
 }
 

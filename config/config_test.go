@@ -18,6 +18,9 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, "https://api.sendgrid.com", c.SendGridBaseURL)
 	require.False(t, c.SecureCookies())
 	require.Equal(t, 1000, c.SendBatchSize)
+	require.Equal(t, "http://localhost:3000", c.BaseURL)
+	c.SetAddr(":4000")
+	require.Equal(t, "http://localhost:4000", c.BaseURL)
 }
 
 func TestEachBadValueIsNamed(t *testing.T) {
