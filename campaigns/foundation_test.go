@@ -1,0 +1,264 @@
+package campaigns_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rapport/rapport/campaigns"
+	"github.com/rapport/rapport/campaigns/campaignstest"
+)
+
+// crmExport is what a CRM hands over: a BOM, CRLF, headers in another case
+// and order with extra columns, $ amounts, level names, quoted commas,
+// non-ASCII names, and broken rows.
+const crmExport = "\ufeffEMAIL,Name,Annual_Spend,Level,Metro_Area,Company,Notes,External_ID\r\n" +
+	"jose@example.com,José García,\"$1,234.50\",Good customer,Chicago,\"García, Hijos & Co\",vip,CRM-1\r\n" + // row 2
+	"zoe@example.com,Zoë Müller,1234,friend, evanston ,Müller GmbH,,CRM-2\r\n" + // row 3
+	"not-an-email,Bad Email,12,3,Chicago,,,CRM-3\r\n" + // row 4
+	"amy@example.com,Amy Amount,12.345,2,Chicago,,,CRM-4\r\n" + // row 5
+	"lev@example.com,Lev Level,100,9,Chicago,,,CRM-5\r\n" + // row 6
+	"noname@example.com,,100,2,Chicago,,,CRM-6\r\n" + // row 7
+	"short@example.com,Too Short\r\n" + // row 8
+	"JOSE@example.com,José Again,5,1,Chicago,,,CRM-7\r\n" + // row 9: the same email as row 2
+	"xss@example.com,<script>alert(1)</script>,300,2,Chicago,,,CRM-8\r\n" // row 10
+
+func TestImportCRMExport(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		res, err := s.ImportCustomers(ctx, strings.NewReader(crmExport), campaigns.ImportOptions{Actor: "t", Filename: "crm.csv"})
+		require.NoError(t, err)
+		require.EqualValues(t, 3, res.Inserted)
+		require.EqualValues(t, 6, res.Rejected)
+		byRow := map[int]string{}
+		for _, p := range res.Problems {
+			byRow[p.Row] += p.Field + ": " + p.Reason + "; "
+		}
+		require.Contains(t, byRow[4], "email")
+		require.Contains(t, byRow[5], "annual_spend")
+		require.Contains(t, byRow[6], "level")
+		require.Contains(t, byRow[7], "name")
+		require.Contains(t, byRow[8], "fields")
+		require.Contains(t, byRow[9], "row 2")
+		require.NotContains(t, byRow, 2)
+
+		page, err := s.ListCustomers(ctx, campaigns.CustomerQuery{Q: "garcía"})
+		require.NoError(t, err)
+		require.Len(t, page.Items, 1)
+		j := page.Items[0]
+		require.Equal(t, "José García", j.Name)
+		require.EqualValues(t, 123450, j.AnnualSpendCents)
+		require.Equal(t, campaigns.LevelGoodCustomer, j.Level)
+		require.Equal(t, "García, Hijos & Co", j.Company)
+		page, err = s.ListCustomers(ctx, campaigns.CustomerQuery{Metros: []string{"EVANSTON"}})
+		require.NoError(t, err)
+		require.Len(t, page.Items, 1)
+		require.Equal(t, "evanston", page.Items[0].MetroArea, "the display form is kept (trimmed)")
+		page, err = s.ListCustomers(ctx, campaigns.CustomerQuery{Q: "<script>"})
+		require.NoError(t, err)
+		require.Equal(t, "<script>alert(1)</script>", page.Items[0].Name, "stored verbatim; pages escape it")
+
+		again, err := s.ImportCustomers(ctx, strings.NewReader(crmExport), campaigns.ImportOptions{Actor: "t"})
+		require.NoError(t, err)
+		require.EqualValues(t, 0, again.Inserted)
+		require.EqualValues(t, 0, again.Updated)
+		require.EqualValues(t, 3, again.Unchanged)
+
+		// A later export raises a level and changes a spend; a lower level
+		// never lowers one.
+		update := "external_id,name,email,annual_spend,level\nCRM-1,José García,jose@example.com,2000,friend\nCRM-2,Zoë Müller,zoe@example.com,1234,2\n"
+		up, err := s.ImportCustomers(ctx, strings.NewReader(update), campaigns.ImportOptions{Actor: "t"})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, up.Updated)
+		require.EqualValues(t, 1, up.Unchanged)
+		led, err := s.Ledger(ctx, j.ID)
+		require.NoError(t, err)
+		require.Equal(t, campaigns.RuleImport, led[len(led)-1].Rule)
+		require.Equal(t, campaigns.LevelFriend, led[len(led)-1].ToLevel)
+		page, err = s.ListCustomers(ctx, campaigns.CustomerQuery{Q: "zoe@"})
+		require.NoError(t, err)
+		require.Equal(t, campaigns.LevelFriend, page.Items[0].Level)
+	})
+}
+
+func TestImportRefusesWhatIsNotCSV(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		for name, body := range map[string]string{
+			"binary":    "PK\x03\x04\x14\x00\x00\x00binary",
+			"empty":     "",
+			"no header": "foo,bar\n1,2\n",
+			"latin-1":   "name,email\nJos\xe9,j@example.com\n",
+		} {
+			_, err := s.ImportCustomers(ctx, strings.NewReader(body), campaigns.ImportOptions{Actor: "t"})
+			require.True(t, errors.Is(err, campaigns.ErrNotCSV), "%s: %v", name, err)
+		}
+		page, err := s.ListCustomers(ctx, campaigns.CustomerQuery{})
+		require.NoError(t, err)
+		require.Zero(t, page.Total, "nothing written")
+		ims, err := s.RecentImports(ctx, 10)
+		require.NoError(t, err)
+		require.Empty(t, ims)
+	})
+}
+
+func TestImportOwnersAndConflicts(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		rep, err := s.CreateUser(ctx, campaigns.NewUser{Email: "rep@example.com", Role: campaigns.RoleRep, Password: "a long password"})
+		require.NoError(t, err)
+		csv := "external_id,name,email,owner_email\nA,Ann,ann@example.com,REP@example.com\nB,Bo,bo@example.com,ghost@example.com\nC,Cy,ANN@Example.com,\n"
+		res, err := s.ImportCustomers(ctx, strings.NewReader(csv), campaigns.ImportOptions{Actor: "t"})
+		require.NoError(t, err)
+		require.EqualValues(t, 2, res.Inserted)
+		require.EqualValues(t, 1, res.Rejected, "row 4 reuses Ann's email under another external id")
+		var warned, rejected bool
+		for _, p := range res.Problems {
+			if p.Row == 3 && p.Warning {
+				warned = true
+				require.Contains(t, p.Reason, "ghost@example.com")
+			}
+			if p.Row == 4 && !p.Warning {
+				rejected = true
+				require.Equal(t, "email", p.Field)
+			}
+		}
+		require.True(t, warned)
+		require.True(t, rejected)
+		page, err := s.ListCustomers(ctx, campaigns.CustomerQuery{Q: "ann@"})
+		require.NoError(t, err)
+		require.Equal(t, rep.ID, *page.Items[0].OwnerID)
+	})
+}
+
+func TestImportLargeFile(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		var b strings.Builder
+		b.WriteString("external_id,name,email,metro_area,annual_spend,level\n")
+		for i := 0; i < 5000; i++ {
+			fmt.Fprintf(&b, "X%d,Person %d,p%d@example.com,Metro %d,$%d.00,%d\n", i, i, i, i%7, i, 1+i%7)
+		}
+		var progress int
+		res, err := s.ImportCustomers(context.Background(), strings.NewReader(b.String()),
+			campaigns.ImportOptions{Actor: "t", Size: int64(b.Len()), Progress: func(campaigns.Import) { progress++ }})
+		require.NoError(t, err)
+		require.EqualValues(t, 5000, res.Inserted)
+		require.GreaterOrEqual(t, progress, 5, "progress is reported per batch")
+		require.Equal(t, int64(b.Len()), res.BytesRead)
+	})
+}
+
+func TestLedgerIsTheOnlyWayLevelsMove(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		r, err := s.UpsertCustomer(ctx, campaigns.CustomerInput{Name: "Led Ger", Email: "ledger@example.com"},
+			campaigns.UpsertMeta{Actor: "t", Source: "test", Rule: campaigns.RuleAPI})
+		require.NoError(t, err)
+		id := r.Customer.ID
+		_, err = s.SetLevel(ctx, id, campaigns.LevelProspect, "", nil)
+		require.Equal(t, campaigns.EINVALID, campaigns.ErrorCode(err))
+		require.Contains(t, err.(*campaigns.Error).Fields, "note")
+		coord := &campaigns.User{ID: 9, Email: "coord@example.com"}
+		e, err := s.SetLevel(ctx, id, campaigns.LevelCustomer, "bought by phone", coord)
+		require.NoError(t, err)
+		require.Equal(t, campaigns.LevelRecord, e.FromLevel)
+		require.Equal(t, campaigns.LevelCustomer, e.ToLevel)
+		require.Equal(t, "coord@example.com", e.Actor)
+		// A manual change may lower; a rule never does.
+		_, err = s.SetLevel(ctx, id, campaigns.LevelProspect, "entered by mistake", coord)
+		require.NoError(t, err)
+		e, err = s.ChangeLevel(ctx, campaigns.LevelChange{CustomerID: id, Rule: "attended", Source: "campaign:1", Once: true,
+			Target: campaigns.OneUpAtLeast(campaigns.LevelAcquaintance)})
+		require.NoError(t, err)
+		require.Equal(t, campaigns.LevelAcquaintance, e.ToLevel)
+		e, err = s.ChangeLevel(ctx, campaigns.LevelChange{CustomerID: id, Rule: "attended", Source: "campaign:1", Once: true,
+			Target: campaigns.OneUpAtLeast(campaigns.LevelAcquaintance)})
+		require.NoError(t, err)
+		require.Nil(t, e, "the same rule from the same source credits once")
+		e, err = s.ChangeLevel(ctx, campaigns.LevelChange{CustomerID: id, Rule: "delivered", Source: "campaign:2",
+			Target: campaigns.AtLeast(campaigns.LevelContact)})
+		require.NoError(t, err)
+		require.Nil(t, e, "AtLeast never lowers")
+
+		led, err := s.Ledger(ctx, id)
+		require.NoError(t, err)
+		require.Len(t, led, 4, "created, two manual changes, one credit")
+		require.Equal(t, campaigns.RuleCreated, led[0].Rule)
+		require.Equal(t, campaigns.RuleManual, led[1].Rule)
+		require.Equal(t, "bought by phone", led[1].Note)
+
+		err = s.DB().Exec("UPDATE level_ledger SET to_level = 7").Error
+		require.Error(t, err, "the ledger is append-only")
+		_, err = s.Ledger(ctx, 999999)
+		require.Equal(t, campaigns.ENOTFOUND, campaigns.ErrorCode(err))
+	})
+}
+
+func TestAudienceFilter(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		csv := "name,email,metro_area,annual_spend,level\n" +
+			"A,a@example.com,Chicago,100,1\nB,b@example.com,Chicago,500,2\nC,c@example.com,Evanston,5000,4\n" +
+			"D,d@example.com,Milwaukee,500,6\nE,e@example.com, chicago ,900,7\nF,f@example.com,Chicago,900,3\n"
+		_, err := s.ImportCustomers(ctx, strings.NewReader(csv), campaigns.ImportOptions{Actor: "t"})
+		require.NoError(t, err)
+		page, err := s.ListCustomers(ctx, campaigns.CustomerQuery{Q: "f@example.com"})
+		require.NoError(t, err)
+		require.NoError(t, s.SetConsent(ctx, page.Items[0].ID, campaigns.Bounced, "550"))
+		i64 := func(v int64) *int64 { return &v }
+		i := func(v int) *int { return &v }
+		cases := []struct {
+			name string
+			f    campaigns.Filter
+			want int64
+		}{
+			{"everyone contactable", campaigns.Filter{}, 5},
+			{"default floor", campaigns.Filter{MinSpendCents: i64(campaigns.DefaultMinSpendCents)}, 4},
+			{"metros any case and spaces", campaigns.Filter{Metros: []string{" CHICAGO ", "evanston"}}, 4},
+			{"spend range", campaigns.Filter{MinSpendCents: i64(50000), MaxSpendCents: i64(90000)}, 3},
+			{"levels", campaigns.Filter{MinLevel: i(2), MaxLevel: i(6)}, 3},
+			{"all together", campaigns.Filter{Metros: []string{"Chicago", "Evanston"}, MinSpendCents: i64(30000), MinLevel: i(2), MaxLevel: i(6)}, 2},
+		}
+		for _, tc := range cases {
+			p, err := s.PreviewAudience(ctx, tc.f, 3)
+			require.NoError(t, err, tc.name)
+			require.Equal(t, tc.want, p.Count, tc.name)
+			require.LessOrEqual(t, len(p.Sample), 3)
+		}
+		err = campaigns.Filter{MinSpendCents: i64(5), MaxSpendCents: i64(1), MinLevel: i(0), MaxLevel: i(8)}.Validate()
+		require.Error(t, err)
+		for _, f := range []string{"max_spend_cents", "min_level", "max_level"} {
+			require.Contains(t, err.(*campaigns.Error).Fields, f)
+		}
+		// Contacted recently: out with not_contacted_within_days.
+		require.NoError(t, s.DB().Exec("UPDATE customers SET last_contacted_at = ? WHERE email = 'b@example.com'", s.DB().NowFunc()).Error)
+		p, err := s.PreviewAudience(ctx, campaigns.Filter{NotContactedWithinDays: i(14)}, 10)
+		require.NoError(t, err)
+		require.EqualValues(t, 4, p.Count)
+	})
+}
+
+// On PostgreSQL the audience count is answered from an index, not a
+// sequential scan of customers.
+func TestAudienceUsesAnIndexOnPostgres(t *testing.T) {
+	if len(campaignstest.Available(t)) < 2 {
+		t.Skip("needs PostgreSQL")
+	}
+	s := campaignstest.Open(t, campaignstest.Postgres)
+	ctx := context.Background()
+	_, err := s.Seed(ctx, campaigns.SeedOptions{Customers: 20000, Metros: 8, Seed: 3})
+	require.NoError(t, err)
+	require.NoError(t, s.DB().Exec("VACUUM ANALYZE customers").Error)
+	min, lo, hi := int64(30000), 2, 6
+	f := campaigns.Filter{Metros: []string{"Chicago", "Evanston", "Milwaukee"}, MinSpendCents: &min, MinLevel: &lo, MaxLevel: &hi}
+	var plan []string
+	require.NoError(t, s.DB().Raw("EXPLAIN "+s.AudienceSQL(f)).Scan(&plan).Error)
+	text := strings.Join(plan, "\n")
+	t.Log(text)
+	require.Contains(t, text, "Index")
+	require.NotContains(t, text, "Seq Scan on customers")
+}
