@@ -245,8 +245,15 @@ func (a *App) campaignPage(c *fiber.Ctx) error {
 		return t.In(loc).Format("Mon Jan 2, 2006 3:04 PM MST")
 	}
 	defaultSend := time.Now().In(loc).Add(time.Hour).Truncate(time.Hour).Format("2006-01-02T15:04")
+	localInput := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.In(loc).Format("2006-01-02T15:04")
+	}
 	return a.render(c, "pages/campaign", fiber.Map{"Title": cp.Name, "C": v, "Preview": preview,
-		"Invitations": invs, "Local": local, "Zone": loc.String(), "DefaultSend": defaultSend,
+		"Invitations": invs, "Local": local, "LocalInput": localInput, "Zone": loc.String(), "DefaultSend": defaultSend,
+		"Ladder": campaigns.Ladder, "Triggers": campaigns.Triggers,
 		"Can":    func(p string) bool { return Allowed(principal(c).Role, Permission(p)) },
 		"Mailer": a.deps.MailerName, "GiftTypes": campaigns.GiftTypes})
 }
@@ -335,4 +342,85 @@ func (a *App) giftCodesUpload(c *fiber.Ctx) error {
 	}
 	return a.redirectWith(c, back, "ok", strconv.FormatInt(counts.Added, 10)+" codes added; "+
 		strconv.FormatInt(counts.Available, 10)+" available.")
+}
+
+// updateEventForm edits an event's time and place from its page; guests
+// who said yes get the update with a new calendar SEQUENCE.
+func (a *App) updateEventForm(c *fiber.Ctx) error {
+	cp, err := a.campaignParam(c)
+	if err != nil {
+		return err
+	}
+	back := "/campaigns/" + strconv.FormatInt(cp.ID, 10)
+	v := campaigns.Invalid{}
+	venue, address := utils.CopyString(c.FormValue("venue")), utils.CopyString(c.FormValue("address"))
+	ch := campaigns.EventChange{Venue: &venue, Address: &address}
+	ch.StartsAt = formTime(c, "starts_at", cp.Location(), v, true)
+	ch.EndsAt = formTime(c, "ends_at", cp.Location(), v, true)
+	if n, err := strconv.Atoi(strings.TrimSpace(c.FormValue("capacity"))); err == nil {
+		ch.Capacity = &n
+	} else {
+		v.Add("capacity", "must be a whole number")
+	}
+	if err := v.Err(); err != nil {
+		return a.redirectWith(c, back, "error", "Not changed: "+err.Error())
+	}
+	before := cp.ICSSequence
+	cp, err = a.store.UpdateEvent(c.UserContext(), cp.ID, ch)
+	if err != nil {
+		switch campaigns.ErrorCode(err) {
+		case campaigns.EINVALID, campaigns.ECONFLICT:
+			return a.redirectWith(c, back, "error", "Not changed: "+err.Error())
+		}
+		return err
+	}
+	msg := "Event saved."
+	if cp.ICSSequence > before && cp.Runs > 0 {
+		msg = "Event saved. Everyone who said yes gets the new time and place, with an updated calendar entry."
+	}
+	return a.redirectWith(c, back, "ok", msg)
+}
+
+// rulesForm saves the campaign's promotion rules from its page.
+func (a *App) rulesForm(c *fiber.Ctx) error {
+	cp, err := a.campaignParam(c)
+	if err != nil {
+		return err
+	}
+	back := "/campaigns/" + strconv.FormatInt(cp.ID, 10) + "#rules"
+	if c.FormValue("reset") != "" {
+		if _, err := a.store.SetRules(c.UserContext(), cp.ID, nil); err != nil {
+			return a.redirectWith(c, back, "error", err.Error())
+		}
+		return a.redirectWith(c, back, "ok", "Promotion rules back to the defaults.")
+	}
+	var rules []campaigns.Rule
+	for i := 0; ; i++ {
+		p := "rule" + strconv.Itoa(i) + "_"
+		name := strings.TrimSpace(c.FormValue(p + "name"))
+		if name == "" {
+			break
+		}
+		if c.FormValue(p+"off") == "on" {
+			continue
+		}
+		num := func(f string) int {
+			n, _ := strconv.Atoi(strings.TrimSpace(c.FormValue(p + f)))
+			return n
+		}
+		rules = append(rules, campaigns.Rule{Name: utils.CopyString(name), Trigger: utils.CopyString(c.FormValue(p + "trigger")),
+			AtLeast: campaigns.Level(num("at_least")), Up: num("up"), Cap: campaigns.Level(num("cap")),
+			MinCurrent: campaigns.Level(num("min_current"))})
+	}
+	if rules == nil {
+		rules = []campaigns.Rule{}
+	}
+	if _, err := a.store.SetRules(c.UserContext(), cp.ID, rules); err != nil {
+		switch campaigns.ErrorCode(err) {
+		case campaigns.EINVALID, campaigns.ECONFLICT:
+			return a.redirectWith(c, back, "error", "Rules not saved: "+err.Error())
+		}
+		return err
+	}
+	return a.redirectWith(c, back, "ok", "Promotion rules saved.")
 }

@@ -17,12 +17,14 @@ import (
 // campaignJSON is a campaign as the API shows it.
 type campaignJSON struct {
 	*campaigns.Campaign
-	Filter  campaigns.Filter `json:"filter"`
-	Event   *eventJSON       `json:"event,omitempty"`
-	Gift    *giftJSON        `json:"gift,omitempty"`
-	Funnel  campaigns.Funnel `json:"funnel"`
-	Mailer  string           `json:"mailer,omitempty"`
-	Warning string           `json:"warning,omitempty"`
+	Filter    campaigns.Filter `json:"filter"`
+	Rules     []campaigns.Rule `json:"rules"`
+	Reminders []string         `json:"reminders,omitempty"`
+	Event     *eventJSON       `json:"event,omitempty"`
+	Gift      *giftJSON        `json:"gift,omitempty"`
+	Funnel    campaigns.Funnel `json:"funnel"`
+	Mailer    string           `json:"mailer,omitempty"`
+	Warning   string           `json:"warning,omitempty"`
 }
 
 type eventJSON struct {
@@ -37,8 +39,11 @@ type giftJSON struct {
 
 func (a *App) campaignView(c *fiber.Ctx, cp *campaigns.Campaign) (campaignJSON, error) {
 	ctx := c.UserContext()
-	out := campaignJSON{Campaign: cp, Filter: cp.Filter()}
+	out := campaignJSON{Campaign: cp, Filter: cp.Filter(), Rules: cp.PromotionRules()}
 	if cp.Kind == campaigns.KindEvent {
+		for _, d := range cp.ReminderOffsets() {
+			out.Reminders = append(out.Reminders, d.String())
+		}
 		out.Event = &eventJSON{EventFields: campaigns.EventFields{Venue: cp.Venue, Address: cp.Address, StartsAt: cp.StartsAt,
 			EndsAt: cp.EndsAt, Capacity: cp.Capacity, GuestsPerInvite: cp.GuestsPerInvite, RSVPDeadline: cp.RSVPDeadline},
 			ICSSequence: cp.ICSSequence}
@@ -248,4 +253,46 @@ func formTime(c *fiber.Ctx, field string, loc *time.Location, v campaigns.Invali
 		return nil
 	}
 	return &t
+}
+
+func (a *App) apiUpdateEvent(c *fiber.Ctx) error {
+	id, err := idParam(c)
+	if err != nil {
+		return err
+	}
+	var ch campaigns.EventChange
+	if err := decodeJSON(c, &ch); err != nil {
+		return err
+	}
+	cp, err := a.store.UpdateEvent(c.UserContext(), id, ch)
+	if err != nil {
+		return err
+	}
+	v, err := a.campaignView(c, cp)
+	if err != nil {
+		return err
+	}
+	return c.JSON(v)
+}
+
+func (a *App) apiSetRules(c *fiber.Ctx) error {
+	id, err := idParam(c)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Rules []campaigns.Rule `json:"rules"`
+	}
+	if err := decodeJSON(c, &body); err != nil {
+		return err
+	}
+	cp, err := a.store.SetRules(c.UserContext(), id, body.Rules)
+	if err != nil {
+		return err
+	}
+	v, err := a.campaignView(c, cp)
+	if err != nil {
+		return err
+	}
+	return c.JSON(v)
 }

@@ -168,3 +168,30 @@ func (a *App) qrCheckin(c *fiber.Ctx) error {
 	}
 	return a.redirectWith(c, "/campaigns/"+strconv.FormatInt(v.CampaignID, 10)+"/checkin", "ok", msg)
 }
+
+// referralForm records, from a customer's page, someone they referred.
+func (a *App) referralForm(c *fiber.Ctx) error {
+	id, err := idParam(c)
+	if err != nil {
+		return err
+	}
+	back := "/customers/" + strconv.FormatInt(id, 10)
+	in := campaigns.ReferralInput{ReferrerID: id}
+	in.Referred.Name, in.Referred.Email = utils.CopyString(c.FormValue("name")), utils.CopyString(c.FormValue("email"))
+	in.Referred.Company = utils.CopyString(c.FormValue("company"))
+	r, created, err := a.store.RecordReferral(c.UserContext(), in, principalUser(c))
+	if err != nil {
+		if campaigns.ErrorCode(err) == campaigns.EINVALID {
+			return a.redirectWith(c, back, "error", "Referral not recorded: "+err.Error())
+		}
+		return err
+	}
+	if !created {
+		return a.redirectWith(c, back, "ok", "That referral was already recorded.")
+	}
+	msg := "Referral recorded."
+	if r.CampaignID != nil {
+		msg += " It counts for campaign " + strconv.FormatInt(*r.CampaignID, 10) + "."
+	}
+	return a.redirectWith(c, back, "ok", msg)
+}

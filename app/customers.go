@@ -294,8 +294,13 @@ func (a *App) customerPage(c *fiber.Ctx) error {
 	for i, j := 0, len(ledger)-1; i < j; i, j = i+1, j-1 {
 		ledger[i], ledger[j] = ledger[j], ledger[i]
 	}
+	refs, err := a.store.ReferralsBy(ctx, id)
+	if err != nil {
+		return err
+	}
 	return a.render(c, "pages/customer", fiber.Map{
-		"Title": cu.Name, "Customer": cu, "Ledger": ledger, "Ladder": campaigns.Ladder,
+		"Title": cu.Name, "Customer": cu, "Ledger": ledger, "Ladder": campaigns.Ladder, "Referrals": refs,
+		"SourceLink": sourceLink,
 	})
 }
 
@@ -342,4 +347,14 @@ func sortURL(c *fiber.Ctx, key string) string {
 	args.Set("sort", key)
 	args.Del("page")
 	return c.Path() + "?" + string(args.QueryString())
+}
+
+// sourceLink links a ledger row's source to what caused it.
+func sourceLink(source string) string {
+	if id, ok := strings.CutPrefix(source, "campaign:"); ok {
+		if _, err := strconv.ParseInt(id, 10, 64); err == nil {
+			return "/campaigns/" + id
+		}
+	}
+	return ""
 }

@@ -25,6 +25,7 @@ func (a *App) routes() []Route {
 		{"GET", "/customers", PermCustomersRead, a.customersPage, false},
 		{"GET", "/customers/:id", PermCustomersRead, a.customerPage, false},
 		{"POST", "/customers/:id/level", PermCustomersWrite, a.setLevelForm, false},
+		{"POST", "/customers/:id/referrals", PermReferrals, a.referralForm, false},
 		{"GET", "/import", PermCustomersWrite, a.importPage, false},
 		{"POST", "/import", PermCustomersWrite, a.importUpload, true},
 		{"GET", "/imports/:id", PermCustomersWrite, a.importStatusPage, false},
@@ -50,6 +51,8 @@ func (a *App) routes() []Route {
 		{"POST", "/campaigns/:id/close", PermCampaignsWrite, a.lifecycleForm("close"), false},
 		{"POST", "/campaigns/:id/unschedule", PermCampaignsWrite, a.lifecycleForm("unschedule"), false},
 		{"POST", "/campaigns/:id/gift-codes", PermCampaignsWrite, a.giftCodesUpload, true},
+		{"POST", "/campaigns/:id/event", PermCampaignsWrite, a.updateEventForm, false},
+		{"POST", "/campaigns/:id/rules", PermCampaignsWrite, a.rulesForm, false},
 		{"GET", "/campaigns/:id/checkin", PermCheckin, a.checkinPage, false},
 		{"GET", "/campaigns/:id/checkin/search", PermCheckin, a.checkinSearch, false},
 		{"POST", "/campaigns/:id/checkin", PermCheckin, a.checkinForm, false},
@@ -87,6 +90,8 @@ func (a *App) routes() []Route {
 		{"GET", "/api/v1/campaigns/:id/invitations", PermCampaignsRead, a.apiInvitations, false},
 		{"POST", "/api/v1/campaigns/:id/gift-codes", PermCampaignsWrite, a.apiGiftCodes, false},
 		{"POST", "/api/v1/campaigns/:id/checkins", PermCheckin, a.apiCheckin, false},
+		{"PATCH", "/api/v1/campaigns/:id/event", PermCampaignsWrite, a.apiUpdateEvent, false},
+		{"PUT", "/api/v1/campaigns/:id/rules", PermCampaignsWrite, a.apiSetRules, false},
 		{"POST", "/api/v1/referrals", PermReferrals, a.apiReferral, false},
 	}
 }

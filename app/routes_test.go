@@ -101,6 +101,11 @@ var expectedAccess = map[string][]string{
 	"POST /api/v1/campaigns/:id/gift-codes": writers,
 	"POST /api/v1/campaigns/:id/checkins":   door,
 	"POST /api/v1/referrals":                door,
+	"POST /campaigns/:id/event":             writers,
+	"POST /campaigns/:id/rules":             writers,
+	"PATCH /api/v1/campaigns/:id/event":     writers,
+	"PUT /api/v1/campaigns/:id/rules":       writers,
+	"POST /customers/:id/referrals":         door,
 }
 
 // registeredRoutes lists "METHOD /path" for every route the app answers,
@@ -279,6 +284,18 @@ func requestFor(t *testing.T, e *env, route, who string) accessRequest {
 			"time_zone": "UTC", "gift": map[string]any{"type": "free_upgrade"}}}
 	case "POST /api/v1/campaigns/:id/schedule":
 		return accessRequest{path: cid("/api/v1/campaigns/%d/schedule", e.newDraft()), json: map[string]any{"now": true}}
+	case "POST /campaigns/:id/event":
+		return accessRequest{path: cid("/campaigns/%d/event", e.newDraft()), form: url.Values{"venue": {"Hall"},
+			"starts_at": {"2027-01-01T10:00"}, "ends_at": {"2027-01-01T12:00"}, "capacity": {"5"}}}
+	case "POST /campaigns/:id/rules":
+		return accessRequest{path: cid("/campaigns/%d/rules", e.newDraft()), form: url.Values{"reset": {"1"}}}
+	case "PATCH /api/v1/campaigns/:id/event":
+		return accessRequest{path: cid("/api/v1/campaigns/%d/event", e.newDraft()), json: map[string]any{"venue": "Hall"}}
+	case "PUT /api/v1/campaigns/:id/rules":
+		return accessRequest{path: cid("/api/v1/campaigns/%d/rules", e.newDraft()), json: map[string]any{"rules": []any{}}}
+	case "POST /customers/:id/referrals":
+		return accessRequest{path: idPath("/customers/%d/referrals", cust), form: url.Values{"name": {"Ref Form"},
+			"email": {e.unique("refform") + "@example.com"}}}
 	case "POST /api/v1/referrals":
 		return accessRequest{path: "/api/v1/referrals", json: map[string]any{"referrer_id": cust,
 			"referred": map[string]any{"name": "Ref Erred", "email": e.unique("referred") + "@example.com"}}}

@@ -23,7 +23,11 @@ func (a *App) renderUsers(c *fiber.Ctx, extra fiber.Map) error {
 	if err != nil {
 		return err
 	}
-	data := fiber.Map{"Title": "Users and API tokens", "Users": users, "Tokens": tokens, "Roles": campaigns.Roles}
+	refs, err := a.store.ReferralsByUser(ctx)
+	if err != nil {
+		return err
+	}
+	data := fiber.Map{"Title": "Users and API tokens", "Users": users, "Tokens": tokens, "Roles": campaigns.Roles, "Referrals": refs}
 	for k, v := range extra {
 		data[k] = v
 	}

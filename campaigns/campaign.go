@@ -3,6 +3,7 @@ package campaigns
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -121,6 +122,11 @@ type CampaignInput struct {
 	Message         string       `json:"message"`
 	Event           *EventFields `json:"event,omitempty"`
 	Gift            *GiftFields  `json:"gift,omitempty"`
+	// Reminders are how long before an event reminders go to those who
+	// said yes, e.g. ["48h", "2h"]; absent means ["48h"], [] means none.
+	Reminders *[]string `json:"reminders,omitempty"`
+	// Rules replace the default promotion rules for this campaign.
+	Rules *[]Rule `json:"rules,omitempty"`
 }
 
 // GiftTypes are the gifts Rapport knows how to describe.
@@ -200,6 +206,13 @@ func (in *CampaignInput) validate() error {
 		if in.Gift != nil {
 			v.Add("gift", "must be absent for an event campaign")
 		}
+		if in.Reminders != nil {
+			for i, r := range *in.Reminders {
+				if d, err := time.ParseDuration(strings.TrimSpace(r)); err != nil || d < time.Minute || d > 30*24*time.Hour {
+					v.Add("reminders", "entry %d (%q) must be a duration before the event such as 48h or 2h", i+1, r)
+				}
+			}
+		}
 	case KindGift:
 		g := in.Gift
 		if g == nil {
@@ -231,6 +244,15 @@ func (in *CampaignInput) validate() error {
 	default:
 		v.Add("kind", "must be event or gift")
 	}
+	if in.Rules != nil {
+		for i, r := range *in.Rules {
+			if err := r.Validate(); err != nil {
+				for f, why := range err.(*Error).Fields {
+					v.Add(fmt.Sprintf("rules.%d.%s", i, f), "%s", why)
+				}
+			}
+		}
+	}
 	return v.Err()
 }
 
@@ -246,6 +268,14 @@ func (s *Store) CreateCampaign(ctx context.Context, in CampaignInput, by string)
 		Subject: in.Subject, Message: in.Message, CreatedBy: by, CreatedAt: now, UpdatedAt: now, Reminders: `["48h"]`}
 	if in.AttributionDays != nil {
 		c.AttributionDays = *in.AttributionDays
+	}
+	if in.Reminders != nil {
+		rj, _ := json.Marshal(*in.Reminders)
+		c.Reminders = string(rj)
+	}
+	if in.Rules != nil {
+		rj, _ := json.Marshal(*in.Rules)
+		c.Rules = string(rj)
 	}
 	if e := in.Event; e != nil {
 		c.Venue, c.Address, c.Capacity, c.GuestsPerInvite = e.Venue, e.Address, e.Capacity, e.GuestsPerInvite
@@ -357,4 +387,35 @@ func nextCronRun(spec string, loc *time.Location, after time.Time) (time.Time, e
 func (s *Store) updateCampaign(tx *gorm.DB, id int64, fields map[string]any) error {
 	fields["updated_at"] = s.now()
 	return tx.Model(&Campaign{}).Where("id = ?", id).Updates(fields).Error
+}
+
+// SetRules replaces a campaign's promotion rules (nil: back to the defaults).
+func (s *Store) SetRules(ctx context.Context, id int64, rules []Rule) (*Campaign, error) {
+	v := Invalid{}
+	for i, r := range rules {
+		if err := r.Validate(); err != nil {
+			for f, why := range err.(*Error).Fields {
+				v.Add(fmt.Sprintf("rules.%d.%s", i, f), "%s", why)
+			}
+		}
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	raw := ""
+	if rules != nil {
+		b, _ := json.Marshal(rules)
+		raw = string(b)
+	}
+	c, err := s.Campaign(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.Status == StatusClosed || c.Status == StatusCancelled {
+		return nil, conflictf("a %s campaign's rules cannot change", c.Status)
+	}
+	if err := s.updateCampaign(s.db.WithContext(ctx), id, map[string]any{"rules": raw}); err != nil {
+		return nil, err
+	}
+	return s.Campaign(ctx, id)
 }

@@ -190,3 +190,18 @@ func (s *Store) ReferralsByUser(ctx context.Context) (map[int64]int64, error) {
 	}
 	return out, err
 }
+
+// ReferralRow is a referral as a customer's page lists it.
+type ReferralRow struct {
+	Referral
+	ReferredName string
+}
+
+// ReferralsBy lists the people a customer referred, newest first.
+func (s *Store) ReferralsBy(ctx context.Context, customerID int64) ([]ReferralRow, error) {
+	var out []ReferralRow
+	err := s.db.WithContext(ctx).Table("referrals AS r").Select("r.*, c.name AS referred_name").
+		Joins("JOIN customers c ON c.id = r.referred_customer_id").
+		Where("r.referrer_customer_id = ?", customerID).Order("r.id DESC").Scan(&out).Error
+	return out, err
+}

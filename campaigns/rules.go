@@ -20,6 +20,9 @@ const (
 	TriggerReferral     = "referral"      // someone they referred was recorded
 )
 
+// Triggers lists every trigger, for rule editors.
+var Triggers = []string{TriggerDelivered, TriggerRSVPAnswered, TriggerSurvey, TriggerAttended, TriggerPurchase, TriggerRepeat, TriggerReferral}
+
 // Rule promotes a customer when its trigger fires: to at least AtLeast,
 // or Up levels (capped at Cap), and only when the customer already stands
 // at MinCurrent or above. Levels never drop by a rule.

@@ -55,6 +55,8 @@ func startedEvent(t *testing.T, s *campaigns.Store, holdout int) *campaigns.Camp
 	return c
 }
 
+func mailFrom() mail.Address { return mail.Address{Name: "Rapport", Address: "events@example.com"} }
+
 func dispatcher(t *testing.T, s *campaigns.Store, m jobs.Mailer, cfg jobs.DispatchConfig) *jobs.Dispatcher {
 	t.Helper()
 	comp, err := jobs.NewComposer("https://rapport.example.com", mail.Address{Name: "Rapport", Address: "events@example.com"}, "1 Main St, Chicago IL")
