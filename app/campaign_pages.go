@@ -32,7 +32,7 @@ func (a *App) campaignsPage(c *fiber.Ctx) error {
 
 func (a *App) newCampaignPage(c *fiber.Ctx) error {
 	return a.renderBuilder(c, campaignForm{Kind: "event", TimeZone: "America/Chicago", MinSpend: "300",
-		Capacity: "40", GuestsPerInvite: "1", HoldoutPercent: "10", AttributionDays: "90", GiftType: "gift_card",
+		Capacity: "40", GuestsPerInvite: "1", HoldoutPercent: "10", Reminders: "48h", AttributionDays: "90", GiftType: "gift_card",
 		FaceValue: "10", UnitCost: "10"}, nil)
 }
 
@@ -44,6 +44,7 @@ type campaignForm struct {
 	OwnerIDs                                                          []string
 	HoldoutPercent, AttributionDays                                   string
 	Venue, Address, StartsAt, EndsAt, Capacity, GuestsPerInvite, RSVP string
+	Reminders                                                         string
 	GiftType, FaceValue, UnitCost, Fulfilment                         string
 }
 
@@ -104,7 +105,7 @@ func (a *App) createCampaignForm(c *fiber.Ctx) error {
 		Venue: c.FormValue("venue"), Address: c.FormValue("address"), StartsAt: c.FormValue("starts_at"),
 		EndsAt: c.FormValue("ends_at"), Capacity: c.FormValue("capacity"), GuestsPerInvite: c.FormValue("guests_per_invite"),
 		RSVP: c.FormValue("rsvp_deadline"), GiftType: c.FormValue("gift_type"), FaceValue: c.FormValue("face_value"),
-		UnitCost: c.FormValue("unit_cost"), Fulfilment: c.FormValue("fulfilment")}
+		UnitCost: c.FormValue("unit_cost"), Fulfilment: c.FormValue("fulfilment"), Reminders: c.FormValue("reminders")}
 	f = copyForm(f)
 	in := campaigns.CampaignInput{Kind: campaigns.Kind(f.Kind), Name: f.Name, TimeZone: f.TimeZone, Subject: f.Subject, Message: f.Message}
 	money := func(field, raw string) *int64 {
@@ -159,6 +160,11 @@ func (a *App) createCampaignForm(c *fiber.Ctx) error {
 			e.GuestsPerInvite = *n
 		}
 		in.Event = e
+		rem := []string{}
+		for _, r := range strings.FieldsFunc(f.Reminders, func(r rune) bool { return r == ',' || r == ' ' }) {
+			rem = append(rem, r)
+		}
+		in.Reminders = &rem
 	case campaigns.KindGift:
 		g := &campaigns.GiftFields{Type: f.GiftType, Fulfilment: f.Fulfilment}
 		if n := money("face_value", f.FaceValue); n != nil {
@@ -216,6 +222,7 @@ func copyForm(f campaignForm) campaignForm {
 	f.HoldoutPercent, f.AttributionDays = cp(f.HoldoutPercent), cp(f.AttributionDays)
 	f.Venue, f.Address, f.StartsAt, f.EndsAt, f.Capacity, f.GuestsPerInvite, f.RSVP = cp(f.Venue), cp(f.Address), cp(f.StartsAt), cp(f.EndsAt), cp(f.Capacity), cp(f.GuestsPerInvite), cp(f.RSVP)
 	f.GiftType, f.FaceValue, f.UnitCost, f.Fulfilment = cp(f.GiftType), cp(f.FaceValue), cp(f.UnitCost), cp(f.Fulfilment)
+	f.Reminders = cp(f.Reminders)
 	return f
 }
 
