@@ -108,6 +108,22 @@ func (s *Store) Answer(ctx context.Context, token, answer string, guests int) (*
 		guests = 0
 	}
 	res := &AnswerResult{}
+	// The same answer again (a second click, a mail client's prefetch)
+	// changes nothing and takes no lock.
+	var cur Invitation
+	if err := s.db.WithContext(ctx).Take(&cur, *t.InvitationID).Error; err != nil {
+		return nil, notFound(err, "invitation", *t.InvitationID)
+	}
+	if sameAnswer(&cur, answer, guests) {
+		c, err := s.Campaign(ctx, cur.CampaignID)
+		if err != nil {
+			return nil, err
+		}
+		if guests >= 0 && guests <= c.GuestsPerInvite {
+			res.View, err = s.rsvpView(s.db.WithContext(ctx), &cur, c)
+			return res, err
+		}
+	}
 	err = s.tx(ctx, func(tx *gorm.DB) error {
 		var c Campaign
 		q := tx.Model(&Campaign{})
@@ -137,9 +153,7 @@ func (s *Store) Answer(ctx context.Context, token, answer string, guests int) (*
 		if c.Status == StatusCancelled || c.Status == StatusClosed || (closes != nil && !s.now().Before(*closes)) {
 			return Errorf(ECONFLICT, "replies for %s are closed", c.Name)
 		}
-		same := (answer == RSVPNo && inv.RSVP == RSVPNo) ||
-			(answer == RSVPYes && (inv.RSVP == RSVPYes || inv.RSVP == RSVPWaitlisted) && inv.Guests == guests)
-		if same {
+		if sameAnswer(&inv, answer, guests) {
 			return view()
 		}
 		now := s.now()
@@ -216,4 +230,9 @@ func (s *Store) promoteWaitlist(tx *gorm.DB, c *Campaign) ([]int64, error) {
 		promoted = append(promoted, w.ID)
 	}
 	return promoted, nil
+}
+
+func sameAnswer(inv *Invitation, answer string, guests int) bool {
+	return (answer == RSVPNo && inv.RSVP == RSVPNo) ||
+		(answer == RSVPYes && (inv.RSVP == RSVPYes || inv.RSVP == RSVPWaitlisted) && inv.Guests == guests)
 }
