@@ -292,3 +292,38 @@ func cmdSeed(ctx context.Context, args []string, e env) error {
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")
 }
+
+func cmdImportPurchases(ctx context.Context, args []string, e env) error {
+	fs := newFlags("import purchases", e)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"import purchases needs one FILE.csv"}
+	}
+	path := fs.Arg(0)
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, errors.Unwrap(err))
+	}
+	defer f.Close()
+	store, err := storeForCommand(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	start := time.Now()
+	res, err := store.ImportPurchases(ctx, f, "cli")
+	if err != nil {
+		if errors.Is(err, campaigns.ErrNotCSV) {
+			return fmt.Errorf("%s: %v; nothing was imported", path, err)
+		}
+		return err
+	}
+	for _, p := range res.Problems {
+		fmt.Fprintln(e.stdout, p.String())
+	}
+	fmt.Fprintf(e.stdout, "%d rows in %s: inserted %d, already recorded %d, rejected %d\n",
+		res.Rows, time.Since(start).Round(time.Millisecond), res.Inserted, res.Existing, res.Rejected)
+	return nil
+}

@@ -41,6 +41,7 @@ const usage = `usage: rapport <command> [flags]
   user add --email E --role R [--name N]        create a user; the password is read from stdin
   token create --role R --name N                print a new API token once
   import customers FILE.csv                     upsert customers from a CSV
+  import purchases FILE.csv                     add purchases (idempotent on external_id)
   seed --customers N [--metros M]               add synthetic customers
 
 roles: admin, coordinator, rep, finance. Configuration comes from the
@@ -93,10 +94,13 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		}
 		return cmdTokenCreate(ctx, rest[1:], e)
 	case "import":
-		if len(rest) == 0 || rest[0] != "customers" {
-			return usageError{"expected: import customers FILE.csv"}
+		switch {
+		case len(rest) > 0 && rest[0] == "customers":
+			return cmdImportCustomers(ctx, rest[1:], e)
+		case len(rest) > 0 && rest[0] == "purchases":
+			return cmdImportPurchases(ctx, rest[1:], e)
 		}
-		return cmdImportCustomers(ctx, rest[1:], e)
+		return usageError{"expected: import customers FILE.csv, or import purchases FILE.csv"}
 	case "seed":
 		return cmdSeed(ctx, rest, e)
 	case "help", "-h", "--help":

@@ -258,7 +258,19 @@ func (a *App) campaignPage(c *fiber.Ctx) error {
 		}
 		return t.In(loc).Format("2006-01-02T15:04")
 	}
+	var costs []campaigns.CostLine
+	var audit []campaigns.CostAudit
+	var roi *campaigns.ROI
+	if Allowed(principal(c).Role, PermFinance) {
+		if costs, audit, err = a.store.Costs(ctx, cp.ID); err != nil {
+			return err
+		}
+		if roi, err = a.store.CampaignROI(ctx, cp.ID); err != nil {
+			return err
+		}
+	}
 	return a.render(c, "pages/campaign", fiber.Map{"Title": cp.Name, "C": v, "Preview": preview,
+		"Costs": costs, "CostAudit": audit, "ROI": roi,
 		"Invitations": invs, "Local": local, "LocalInput": localInput, "Zone": loc.String(), "DefaultSend": defaultSend,
 		"Ladder": campaigns.Ladder, "Triggers": campaigns.Triggers,
 		"Can":    func(p string) bool { return Allowed(principal(c).Role, Permission(p)) },

@@ -298,9 +298,13 @@ func (a *App) customerPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	ltv, orders, err := a.store.LifetimeValue(ctx, id)
+	if err != nil {
+		return err
+	}
 	return a.render(c, "pages/customer", fiber.Map{
 		"Title": cu.Name, "Customer": cu, "Ledger": ledger, "Ladder": campaigns.Ladder, "Referrals": refs,
-		"SourceLink": sourceLink,
+		"SourceLink": sourceLink, "LTV": ltv, "Orders": orders,
 	})
 }
 

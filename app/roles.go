@@ -20,6 +20,7 @@ const (
 	PermOutboxRead      Permission = "outbox:read"
 	PermCheckin         Permission = "checkin"   // the door: check guests in, add walk-ins
 	PermReferrals       Permission = "referrals" // record "A referred B"
+	PermFinance         Permission = "finance"   // costs, purchases, ROI
 )
 
 var (
@@ -41,6 +42,7 @@ var matrix = map[Permission][]campaigns.Role{
 	PermOutboxRead:      {admin, coordinator},
 	PermCheckin:         {admin, coordinator, rep},
 	PermReferrals:       {admin, coordinator, rep},
+	PermFinance:         {admin, coordinator, finance},
 }
 
 // Allowed reports whether role holds perm.

@@ -59,6 +59,9 @@ func (a *App) routes() []Route {
 		{"POST", "/campaigns/:id/checkin/undo", PermCheckin, a.undoCheckinForm, false},
 		{"GET", "/c/:token", PermCheckin, a.qrCheckinPage, false},
 		{"POST", "/c/:token", PermCheckin, a.qrCheckin, false},
+		{"GET", "/finance", PermFinance, a.financePage, false},
+		{"POST", "/campaigns/:id/costs", PermFinance, a.addCostForm, false},
+		{"POST", "/campaigns/:id/costs/:line/remove", PermFinance, a.removeCostForm, false},
 		{"GET", "/outbox", PermOutboxRead, a.outboxPage, false},
 		{"GET", "/outbox/:id", PermOutboxRead, a.outboxMessagePage, false},
 		{"GET", "/outbox/:id/body.html", PermOutboxRead, a.outboxMessageHTML, false},
@@ -93,6 +96,10 @@ func (a *App) routes() []Route {
 		{"PATCH", "/api/v1/campaigns/:id/event", PermCampaignsWrite, a.apiUpdateEvent, false},
 		{"PUT", "/api/v1/campaigns/:id/rules", PermCampaignsWrite, a.apiSetRules, false},
 		{"POST", "/api/v1/referrals", PermReferrals, a.apiReferral, false},
+		{"POST", "/api/v1/purchases", PermFinance, a.apiPurchase, false},
+		{"POST", "/api/v1/campaigns/:id/costs", PermFinance, a.apiAddCost, false},
+		{"GET", "/api/v1/campaigns/:id/roi", PermFinance, a.apiCampaignROI, false},
+		{"GET", "/api/v1/reports/roi", PermFinance, a.apiROIReport, false},
 	}
 }
 

@@ -27,6 +27,7 @@ var (
 	writers  = []string{admin, coordinator}
 	admins   = []string{admin}
 	door     = []string{admin, coordinator, rep}
+	money    = []string{admin, coordinator, finance}
 )
 
 // expectedAccess is the role matrix as the product promises it, written
@@ -62,50 +63,57 @@ var expectedAccess = map[string][]string{
 	"POST /api/v1/customers/:id/level": writers,
 	"POST /api/v1/audience/preview":    writers,
 
-	"GET /campaigns":                        staff,
-	"GET /campaigns/new":                    writers,
-	"POST /campaigns":                       writers,
-	"GET /campaigns/:id":                    staff,
-	"POST /campaigns/:id/schedule":          writers,
-	"POST /campaigns/:id/pause":             writers,
-	"POST /campaigns/:id/resume":            writers,
-	"POST /campaigns/:id/cancel":            writers,
-	"POST /campaigns/:id/close":             writers,
-	"POST /campaigns/:id/unschedule":        writers,
-	"POST /campaigns/:id/gift-codes":        writers,
-	"GET /campaigns/:id/checkin":            door,
-	"GET /campaigns/:id/checkin/search":     door,
-	"POST /campaigns/:id/checkin":           door,
-	"POST /campaigns/:id/checkin/undo":      door,
-	"GET /c/:token":                         door,
-	"POST /c/:token":                        door,
-	"GET /outbox":                           writers,
-	"GET /outbox/:id":                       writers,
-	"GET /outbox/:id/body.html":             writers,
-	"GET /r/:token":                         everyone,
-	"POST /r/:token":                        everyone,
-	"GET /r/:token/event.ics":               everyone,
-	"GET /u/:token":                         everyone,
-	"POST /u/:token":                        everyone,
-	"GET /q/:token.png":                     everyone,
-	"POST /webhooks/sendgrid":               everyone, // its credential is SendGrid's signature: see TestSendGridWebhook
-	"GET /api/v1/campaigns":                 staff,
-	"POST /api/v1/campaigns":                writers,
-	"GET /api/v1/campaigns/:id":             staff,
-	"POST /api/v1/campaigns/:id/schedule":   writers,
-	"POST /api/v1/campaigns/:id/cancel":     writers,
-	"POST /api/v1/campaigns/:id/pause":      writers,
-	"POST /api/v1/campaigns/:id/resume":     writers,
-	"POST /api/v1/campaigns/:id/close":      writers,
-	"GET /api/v1/campaigns/:id/invitations": staff,
-	"POST /api/v1/campaigns/:id/gift-codes": writers,
-	"POST /api/v1/campaigns/:id/checkins":   door,
-	"POST /api/v1/referrals":                door,
-	"POST /campaigns/:id/event":             writers,
-	"POST /campaigns/:id/rules":             writers,
-	"PATCH /api/v1/campaigns/:id/event":     writers,
-	"PUT /api/v1/campaigns/:id/rules":       writers,
-	"POST /customers/:id/referrals":         door,
+	"GET /campaigns":                         staff,
+	"GET /campaigns/new":                     writers,
+	"POST /campaigns":                        writers,
+	"GET /campaigns/:id":                     staff,
+	"POST /campaigns/:id/schedule":           writers,
+	"POST /campaigns/:id/pause":              writers,
+	"POST /campaigns/:id/resume":             writers,
+	"POST /campaigns/:id/cancel":             writers,
+	"POST /campaigns/:id/close":              writers,
+	"POST /campaigns/:id/unschedule":         writers,
+	"POST /campaigns/:id/gift-codes":         writers,
+	"GET /campaigns/:id/checkin":             door,
+	"GET /campaigns/:id/checkin/search":      door,
+	"POST /campaigns/:id/checkin":            door,
+	"POST /campaigns/:id/checkin/undo":       door,
+	"GET /c/:token":                          door,
+	"POST /c/:token":                         door,
+	"GET /outbox":                            writers,
+	"GET /outbox/:id":                        writers,
+	"GET /outbox/:id/body.html":              writers,
+	"GET /r/:token":                          everyone,
+	"POST /r/:token":                         everyone,
+	"GET /r/:token/event.ics":                everyone,
+	"GET /u/:token":                          everyone,
+	"POST /u/:token":                         everyone,
+	"GET /q/:token.png":                      everyone,
+	"POST /webhooks/sendgrid":                everyone, // its credential is SendGrid's signature: see TestSendGridWebhook
+	"GET /api/v1/campaigns":                  staff,
+	"POST /api/v1/campaigns":                 writers,
+	"GET /api/v1/campaigns/:id":              staff,
+	"POST /api/v1/campaigns/:id/schedule":    writers,
+	"POST /api/v1/campaigns/:id/cancel":      writers,
+	"POST /api/v1/campaigns/:id/pause":       writers,
+	"POST /api/v1/campaigns/:id/resume":      writers,
+	"POST /api/v1/campaigns/:id/close":       writers,
+	"GET /api/v1/campaigns/:id/invitations":  staff,
+	"POST /api/v1/campaigns/:id/gift-codes":  writers,
+	"POST /api/v1/campaigns/:id/checkins":    door,
+	"POST /api/v1/referrals":                 door,
+	"POST /campaigns/:id/event":              writers,
+	"POST /campaigns/:id/rules":              writers,
+	"PATCH /api/v1/campaigns/:id/event":      writers,
+	"PUT /api/v1/campaigns/:id/rules":        writers,
+	"POST /customers/:id/referrals":          door,
+	"GET /finance":                           money,
+	"POST /campaigns/:id/costs":              money,
+	"POST /campaigns/:id/costs/:line/remove": money,
+	"POST /api/v1/purchases":                 money,
+	"POST /api/v1/campaigns/:id/costs":       money,
+	"GET /api/v1/campaigns/:id/roi":          money,
+	"GET /api/v1/reports/roi":                money,
 }
 
 // registeredRoutes lists "METHOD /path" for every route the app answers,
@@ -296,6 +304,23 @@ func requestFor(t *testing.T, e *env, route, who string) accessRequest {
 	case "POST /customers/:id/referrals":
 		return accessRequest{path: idPath("/customers/%d/referrals", cust), form: url.Values{"name": {"Ref Form"},
 			"email": {e.unique("refform") + "@example.com"}}}
+	case "GET /finance", "GET /api/v1/reports/roi":
+		return accessRequest{path: strings.Fields(route)[1]}
+	case "POST /campaigns/:id/costs":
+		return accessRequest{path: cid("/campaigns/%d/costs", e.newDraft()), form: url.Values{"category": {"venue"}, "amount": {"100"}, "per": {"fixed"}}}
+	case "POST /campaigns/:id/costs/:line/remove":
+		c := e.newDraft()
+		amt := int64(100)
+		l, err := e.store.AddCost(context.Background(), c.ID, campaigns.CostInput{Category: "venue", AmountCents: &amt, Per: "fixed"}, "t")
+		require.NoError(t, err)
+		return accessRequest{path: fmt.Sprintf("/campaigns/%d/costs/%d/remove", c.ID, l.ID), form: url.Values{}}
+	case "POST /api/v1/campaigns/:id/costs":
+		return accessRequest{path: cid("/api/v1/campaigns/%d/costs", e.newDraft()), json: map[string]any{"category": "venue", "amount_cents": 100, "per": "fixed"}}
+	case "GET /api/v1/campaigns/:id/roi":
+		return accessRequest{path: cid("/api/v1/campaigns/%d/roi", e.newSent().campaign)}
+	case "POST /api/v1/purchases":
+		return accessRequest{path: "/api/v1/purchases", json: map[string]any{"external_id": e.unique("ORD-"), "customer_id": cust,
+			"amount_cents": 5000, "purchased_at": "2026-10-01T10:00:00Z"}}
 	case "POST /api/v1/referrals":
 		return accessRequest{path: "/api/v1/referrals", json: map[string]any{"referrer_id": cust,
 			"referred": map[string]any{"name": "Ref Erred", "email": e.unique("referred") + "@example.com"}}}

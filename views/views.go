@@ -24,7 +24,7 @@ var files embed.FS
 var Pages = []string{
 	"pages/login", "pages/error", "pages/customers", "pages/customer",
 	"pages/import", "pages/import_status", "pages/users",
-	"pages/campaigns", "pages/campaign_new", "pages/campaign", "pages/outbox", "pages/outbox_message", "pages/unsubscribe", "pages/rsvp", "pages/checkin", "pages/checkin_qr",
+	"pages/campaigns", "pages/campaign_new", "pages/campaign", "pages/outbox", "pages/outbox_message", "pages/unsubscribe", "pages/rsvp", "pages/checkin", "pages/checkin_qr", "pages/finance",
 }
 
 // Engine parses every template once.
@@ -76,6 +76,18 @@ var Funcs = map[string]any{
 			loc = time.UTC
 		}
 		return t.In(loc).Format("Jan 2, 2006 3:04 PM MST")
+	},
+	"pct": func(p *float64) string {
+		if p == nil {
+			return "—"
+		}
+		return fmt.Sprintf("%.0f%%", *p*100)
+	},
+	"deref64": func(p *float64) float64 {
+		if p == nil {
+			return 0
+		}
+		return *p
 	},
 	"add": func(a, b int) int { return a + b },
 	"sub": func(a, b int) int { return a - b },
