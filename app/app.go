@@ -192,7 +192,7 @@ func (a *App) skipCSRF(c *fiber.Ctx) bool {
 		return true
 	case len(p) >= 10 && p[:10] == "/webhooks/":
 		return true
-	case len(p) >= 3 && (p[:3] == "/u/" || p[:3] == "/r/"):
+	case len(p) >= 3 && (p[:3] == "/u/" || p[:3] == "/r/" || p[:3] == "/s/"):
 		// The link's secret token is the credential; these pages have no
 		// session to ride on.
 		return true

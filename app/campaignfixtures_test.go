@@ -78,3 +78,31 @@ func (e *env) newSent() *eventFixture {
 func (f *eventFixture) token(kind string) string { return f.claims[0].Tokens[kind] }
 
 func cid(format string, c *campaigns.Campaign) string { return fmt.Sprintf(format, c.ID) }
+
+// newSurvey sends an event, checks the first guest in and claims their
+// survey, returning its link token.
+func (e *env) newSurvey() string {
+	e.t.Helper()
+	ctx := context.Background()
+	f := e.newSent()
+	_, err := e.store.CheckIn(ctx, f.campaign.ID, campaigns.CheckinTarget{CustomerID: f.claims[0].CustomerID}, nil)
+	require.NoError(e.t, err)
+	past := time.Now().UTC().Add(-48 * time.Hour)
+	require.NoError(e.t, e.store.DB().Exec("UPDATE campaigns SET starts_at = ?, ends_at = ? WHERE id = ?", past.Add(-time.Hour), past, f.campaign.ID).Error)
+	_, err = e.store.EnqueueSurveys(ctx)
+	require.NoError(e.t, err)
+	cl, err := e.store.ClaimFollowups(ctx, f.campaign.ID, campaigns.FollowSurvey, campaigns.ClaimOptions{Worker: "t",
+		BatchID: e.unique("s"), Limit: 10, Lease: time.Minute, CancelBy: time.Now().Add(time.Hour)})
+	require.NoError(e.t, err)
+	require.Len(e.t, cl, 1)
+	return cl[0].Tokens[campaigns.TokenSurvey]
+}
+
+// newDetractor is an invitation answered 3 and not yet followed up.
+func (e *env) newDetractor() int64 {
+	e.t.Helper()
+	score := 3
+	v, err := e.store.AnswerSurvey(context.Background(), e.newSurvey(), &score, nil)
+	require.NoError(e.t, err)
+	return v.InvitationID
+}

@@ -108,6 +108,10 @@ var expectedAccess = map[string][]string{
 	"PUT /api/v1/campaigns/:id/rules":        writers,
 	"POST /customers/:id/referrals":          door,
 	"GET /finance":                           money,
+	"GET /s/:token":                          everyone,
+	"POST /s/:token":                         everyone,
+	"GET /followups":                         door,
+	"POST /followups/:id/done":               door,
 	"POST /campaigns/:id/costs":              money,
 	"POST /campaigns/:id/costs/:line/remove": money,
 	"POST /api/v1/purchases":                 money,
@@ -304,6 +308,12 @@ func requestFor(t *testing.T, e *env, route, who string) accessRequest {
 	case "POST /customers/:id/referrals":
 		return accessRequest{path: idPath("/customers/%d/referrals", cust), form: url.Values{"name": {"Ref Form"},
 			"email": {e.unique("refform") + "@example.com"}}}
+	case "GET /s/:token", "POST /s/:token":
+		return accessRequest{path: "/s/" + e.newSurvey() + "?score=9", form: url.Values{"comment": {"lovely"}}}
+	case "GET /followups":
+		return accessRequest{path: "/followups"}
+	case "POST /followups/:id/done":
+		return accessRequest{path: fmt.Sprintf("/followups/%d/done", e.newDetractor()), form: url.Values{}}
 	case "GET /finance", "GET /api/v1/reports/roi":
 		return accessRequest{path: strings.Fields(route)[1]}
 	case "POST /campaigns/:id/costs":

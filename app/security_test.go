@@ -29,7 +29,7 @@ func TestCSRF(t *testing.T) {
 	var formRoutes []string
 	for _, route := range registeredRoutes(e) {
 		switch route {
-		case "POST /r/:token", "POST /u/:token", "POST /webhooks/sendgrid":
+		case "POST /r/:token", "POST /u/:token", "POST /s/:token", "POST /webhooks/sendgrid":
 			// A link's secret token (or SendGrid's signature) is the
 			// credential; there is no session for a forged form to ride on.
 			continue

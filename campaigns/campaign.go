@@ -64,6 +64,7 @@ type Campaign struct {
 	CronSpec        string     `json:"cron,omitempty"`
 	Rules           string     `json:"-"` // JSON []Rule; empty: DefaultRules
 	Reminders       string     `json:"-"` // JSON ["48h"]: reminder offsets before the event
+	SurveyAfter     string     `json:"-"` // "next-morning" or a duration after the event ends
 	Runs            int        `json:"runs"`
 	LastRunAt       *time.Time `json:"last_run_at,omitempty"`
 	CreatedBy       string     `json:"created_by"`
@@ -265,7 +266,7 @@ func (s *Store) CreateCampaign(ctx context.Context, in CampaignInput, by string)
 	now := s.now()
 	c := &Campaign{Kind: in.Kind, Name: in.Name, Status: StatusDraft, TimeZone: in.TimeZone, FilterJSON: string(fj),
 		HoldoutPercent: in.HoldoutPercent, HoldoutSeed: rand.Int64N(1 << 53), AttributionDays: 90,
-		Subject: in.Subject, Message: in.Message, CreatedBy: by, CreatedAt: now, UpdatedAt: now, Reminders: `["48h"]`}
+		Subject: in.Subject, Message: in.Message, CreatedBy: by, CreatedAt: now, UpdatedAt: now, Reminders: `["48h"]`, SurveyAfter: "next-morning"}
 	if in.AttributionDays != nil {
 		c.AttributionDays = *in.AttributionDays
 	}

@@ -18,6 +18,7 @@ const (
 	FollowReminder = "reminder" // before the event, to those who said yes
 	FollowSeat     = "seat"     // a seat freed up for someone on the waitlist
 	FollowUpdate   = "update"   // the event's time or place changed
+	FollowSurvey   = "survey"   // after the event, to those who came: 0-10
 )
 
 // Followup is one follow-up email of an invitation.
@@ -187,7 +188,11 @@ func (s *Store) ClaimFollowups(ctx context.Context, campaignID int64, kind strin
 		for _, r := range rows {
 			inv := byID[r.InvitationID]
 			cl := Claim{Invitation: inv, QueueID: r.ID, Kind: kind, Name: nameOf[inv.CustomerID], Tokens: map[string]string{}}
-			for _, k := range []string{TokenUnsubscribe, TokenRSVP, TokenCheckin} {
+			kinds := []string{TokenUnsubscribe, TokenRSVP, TokenCheckin}
+			if kind == FollowSurvey {
+				kinds = []string{TokenUnsubscribe, TokenSurvey}
+			}
+			for _, k := range kinds {
 				plain := NewSecret()
 				cl.Tokens[k] = plain
 				invID := inv.ID

@@ -54,6 +54,11 @@ type Invitation struct {
 	WalkIn       bool             `json:"walk_in,omitempty"`
 	RSVPAt       *time.Time       `json:"rsvp_at,omitempty" gorm:"column:rsvp_at"`
 	WaitlistSeq  *int64           `json:"-"`
+	NPSScore     *int             `json:"nps_score,omitempty" gorm:"column:nps_score"`
+	NPSAt        *time.Time       `json:"-" gorm:"column:nps_at"`
+	NPSComment   string           `json:"-" gorm:"column:nps_comment"`
+	FollowedUpAt *time.Time       `json:"-"`
+	FollowedUpBy string           `json:"-"`
 	CreatedAt    time.Time        `json:"created_at"`
 	UpdatedAt    time.Time        `json:"updated_at"`
 }

@@ -22,6 +22,7 @@ const (
 	tagUnsubscribe   = "-unsubscribe_url-"
 	tagQR            = "-qr_url-"
 	tagGiftCode      = "-gift_code-"
+	tagSurvey        = "-survey_url-"
 )
 
 // Composer renders campaign emails from the templates in views/emails.
@@ -66,6 +67,8 @@ type emailData struct {
 	UnsubscribeURL string
 	QRURL          string
 	GiftCode       string
+	SurveyURL      string
+	Scores         []int
 }
 
 // notices are the follow-up emails' subject, heading and first lines.
@@ -101,9 +104,12 @@ func (cp *Composer) Batch(c *campaigns.Campaign, claims []campaigns.Claim, batch
 	if isNotice {
 		tpl, subject = "notice", fmt.Sprintf(n.subject, c.Name)
 	}
+	if kind == campaigns.FollowSurvey {
+		subject = "How was " + c.Name + "? One question"
+	}
 	d := emailData{Subject: subject, Heading: n.heading, Lead: n.lead, Campaign: c, When: campaigns.FormatWhen(c), PostalAddress: cp.PostalAddress,
 		FirstName: tagFirstName, FirstNameHTML: tagFirstNameHTML, RSVPURL: tagRSVP, UnsubscribeURL: tagUnsubscribe,
-		QRURL: tagQR, GiftCode: tagGiftCode, GiftLabel: campaigns.GiftTypes[c.GiftType],
+		QRURL: tagQR, GiftCode: tagGiftCode, SurveyURL: tagSurvey, Scores: []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, GiftLabel: campaigns.GiftTypes[c.GiftType],
 		FaceValue: campaigns.FormatMoney(c.FaceValueCents), HasCode: c.Fulfilment == "codes"}
 	if c.RSVPDeadline != nil {
 		d.Deadline = c.RSVPDeadline.In(c.Location()).Format("Monday, January 2, 3:04 PM MST")
@@ -121,7 +127,7 @@ func (cp *Composer) Batch(c *campaigns.Campaign, claims []campaigns.Claim, batch
 	}
 	b := &Batch{ID: batchID, CampaignID: c.ID, Kind: kind, SendAt: sendAt, From: cp.From, Subject: d.Subject,
 		Text: txt.String(), HTML: h.String(), Categories: []string{"rapport", kind, "campaign-" + fmt.Sprint(c.ID)}}
-	if c.Kind == campaigns.KindEvent {
+	if c.Kind == campaigns.KindEvent && kind != campaigns.FollowSurvey {
 		cal, err := c.Calendar(cp.BaseURL, cp.From, "")
 		if err != nil {
 			return nil, err
@@ -145,6 +151,9 @@ func (cp *Composer) Batch(c *campaigns.Campaign, claims []campaigns.Claim, batch
 		}
 		if c.Kind == campaigns.KindGift && c.Fulfilment == "codes" {
 			r.Substitutions[tagGiftCode] = cl.GiftCode
+		}
+		if tok, ok := cl.Tokens[campaigns.TokenSurvey]; ok {
+			r.Substitutions[tagSurvey] = cp.BaseURL + "/s/" + tok
 		}
 		b.Recipients = append(b.Recipients, r)
 	}

@@ -135,6 +135,11 @@ func (d *Dispatcher) sendFollowups(ctx context.Context) error {
 	} else if n > 0 {
 		d.log.Info("reminders queued", "count", n)
 	}
+	if n, err := d.store.EnqueueSurveys(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		d.log.Info("surveys queued", "count", n)
+	}
 	due, err := d.store.DueFollowups(ctx)
 	if err != nil {
 		return err

@@ -95,3 +95,55 @@ func outboxKinds(t *testing.T, s *campaigns.Store, campaignID int64) map[string]
 	}
 	return out
 }
+
+// After the event, those who came get a one-click 0-10 survey the next
+// morning in the event's zone; NPS matches a hand count.
+func TestSurveyAfterTheEvent(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		seedAudience(t, s, 12)
+		c := startedEvent(t, s, 0)
+		d := dispatcher(t, s, jobs.NewOutbox(s), jobs.DispatchConfig{})
+		require.NoError(t, d.Tick(ctx))
+		invs, _, err := s.Invitations(ctx, c.ID, 1, 100)
+		require.NoError(t, err)
+		for _, inv := range invs {
+			_, err := s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{CustomerID: inv.CustomerID}, nil)
+			require.NoError(t, err)
+		}
+		// The event ended yesterday at 21:00 Chicago time: the survey is due
+		// this morning at 9:00 there, which has passed once we move the end back.
+		loc, _ := time.LoadLocation("America/Chicago")
+		end := time.Now().In(loc).AddDate(0, 0, -2)
+		end = time.Date(end.Year(), end.Month(), end.Day(), 21, 0, 0, 0, loc)
+		require.NoError(t, s.DB().Exec("UPDATE campaigns SET starts_at = ?, ends_at = ? WHERE id = ?", end.Add(-3*time.Hour).UTC(), end.UTC(), c.ID).Error)
+		require.NoError(t, d.Tick(ctx))
+		require.NoError(t, d.Tick(ctx))
+		require.Equal(t, 12, outboxKinds(t, s, c.ID)["survey"], "one survey per attendee, once")
+
+		var bodies []string
+		require.NoError(t, s.DB().Raw(`SELECT text_body FROM outbox WHERE campaign_id = ? AND kind = 'survey' ORDER BY id`, c.ID).Scan(&bodies).Error)
+		require.Contains(t, bodies[0], "?score=0")
+		require.Contains(t, bodies[0], "?score=10")
+		scores := []int{10, 9, 9, 8, 7, 6, 0, 10, 3, 9, 10, 5}
+		for i, body := range bodies {
+			j := strings.Index(body, "/s/")
+			tok := strings.Split(strings.Fields(body[j+3:])[0], "?")[0]
+			v, err := s.AnswerSurvey(ctx, tok, &scores[i], nil)
+			require.NoError(t, err)
+			require.Equal(t, scores[i], *v.Score)
+		}
+		roi, err := s.CampaignROI(ctx, c.ID)
+		require.NoError(t, err)
+		// 6 promoters, 4 detractors of 12: 100 x (6 - 4) / 12.
+		require.Equal(t, 12, roi.NPSAnswers)
+		require.InDelta(t, 100.0*2/12, *roi.NPS, 1e-9)
+		det, err := s.Detractors(ctx, nil, true)
+		require.NoError(t, err)
+		require.Len(t, det, 4)
+		require.NoError(t, s.MarkFollowedUp(ctx, det[0].InvitationID, "rep@example.com"))
+		det, err = s.Detractors(ctx, nil, true)
+		require.NoError(t, err)
+		require.Len(t, det, 3)
+	})
+}

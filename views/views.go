@@ -24,7 +24,7 @@ var files embed.FS
 var Pages = []string{
 	"pages/login", "pages/error", "pages/customers", "pages/customer",
 	"pages/import", "pages/import_status", "pages/users",
-	"pages/campaigns", "pages/campaign_new", "pages/campaign", "pages/outbox", "pages/outbox_message", "pages/unsubscribe", "pages/rsvp", "pages/checkin", "pages/checkin_qr", "pages/finance",
+	"pages/campaigns", "pages/campaign_new", "pages/campaign", "pages/outbox", "pages/outbox_message", "pages/unsubscribe", "pages/rsvp", "pages/checkin", "pages/checkin_qr", "pages/finance", "pages/survey", "pages/followups",
 }
 
 // Engine parses every template once.
@@ -83,6 +83,12 @@ var Funcs = map[string]any{
 		}
 		return fmt.Sprintf("%.0f%%", *p*100)
 	},
+	"derefi": func(p *int) int {
+		if p == nil {
+			return 0
+		}
+		return *p
+	},
 	"deref64": func(p *float64) float64 {
 		if p == nil {
 			return 0
@@ -107,7 +113,7 @@ var Funcs = map[string]any{
 }
 
 // EmailNames are the emails Rapport sends; each has an .html and a .txt.
-var EmailNames = []string{"invitation", "gift", "notice"}
+var EmailNames = []string{"invitation", "gift", "notice", "survey"}
 
 // EmailTemplate is one email's two parts, parsed once.
 type EmailTemplate struct {

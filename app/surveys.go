@@ -1,0 +1,73 @@
+package app
+
+import (
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"github.com/rapport/rapport/campaigns"
+)
+
+// surveyPage records the score of a one-click link (?score=N) and thanks
+// the guest, with room for a comment.
+func (a *App) surveyPage(c *fiber.Ctx) error {
+	var score *int
+	if raw := c.Query("score"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			return &campaigns.Error{Code: campaigns.EINVALID, Message: "scores go from 0 to 10", Fields: map[string]string{"score": "must be 0-10"}}
+		}
+		score = &n
+	}
+	v, err := a.store.AnswerSurvey(c.UserContext(), c.Params("token"), score, nil)
+	if err != nil {
+		return err
+	}
+	c.Set("Referrer-Policy", "no-referrer")
+	return a.render(c, "pages/survey", fiber.Map{"Title": "Thank you", "V": v, "Token": c.Params("token"),
+		"Scores": []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}})
+}
+
+// surveyComment saves a score (no JavaScript needed) and/or a comment.
+func (a *App) surveyComment(c *fiber.Ctx) error {
+	var score *int
+	if raw := c.FormValue("score"); raw != "" {
+		if n, err := strconv.Atoi(raw); err == nil {
+			score = &n
+		}
+	}
+	comment := utils.CopyString(c.FormValue("comment"))
+	v, err := a.store.AnswerSurvey(c.UserContext(), c.Params("token"), score, &comment)
+	if err != nil {
+		return err
+	}
+	return a.render(c, "pages/survey", fiber.Map{"Title": "Thank you", "V": v, "Token": c.Params("token"),
+		"Scores": []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, "Saved": true})
+}
+
+// followupsPage lists detractors to call back: a rep sees their own
+// customers, coordinators and admins everyone's.
+func (a *App) followupsPage(c *fiber.Ctx) error {
+	p := principal(c)
+	var owner *int64
+	if p.Role == campaigns.RoleRep && p.User != nil {
+		owner = &p.User.ID
+	}
+	list, err := a.store.Detractors(c.UserContext(), owner, c.Query("all") == "")
+	if err != nil {
+		return err
+	}
+	return a.render(c, "pages/followups", fiber.Map{"Title": "Follow-ups", "List": list, "All": c.Query("all") != ""})
+}
+
+func (a *App) followedUpForm(c *fiber.Ctx) error {
+	id, err := idParam(c)
+	if err != nil {
+		return err
+	}
+	if err := a.store.MarkFollowedUp(c.UserContext(), id, principal(c).Name); err != nil {
+		return err
+	}
+	return a.redirectWith(c, "/followups", "ok", "Marked as followed up.")
+}
