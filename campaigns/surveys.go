@@ -132,8 +132,8 @@ type Detractor struct {
 // customers; open to those not yet followed up.
 func (s *Store) Detractors(ctx context.Context, ownerID *int64, open bool) ([]Detractor, error) {
 	q := s.db.WithContext(ctx).Table("invitations AS i").
-		Select("i.id AS invitation_id, i.customer_id, c.name, c.email, c.phone, coalesce(u.email, '') AS owner_email, "+
-			"i.campaign_id, k.name AS campaign_name, i.nps_score AS score, i.nps_comment AS comment, i.nps_at AS answered_at, "+
+		Select("i.id AS invitation_id, i.customer_id, c.name, c.email, c.phone, coalesce(u.email, '') AS owner_email, " +
+			"i.campaign_id, k.name AS campaign_name, i.nps_score AS score, i.nps_comment AS comment, i.nps_at AS answered_at, " +
 			"i.followed_up_at, i.followed_up_by").
 		Joins("JOIN customers c ON c.id = i.customer_id").Joins("JOIN campaigns k ON k.id = i.campaign_id").
 		Joins("LEFT JOIN users u ON u.id = c.owner_id").
