@@ -222,12 +222,18 @@ func principalUser(c *fiber.Ctx) *campaigns.User {
 	return &campaigns.User{Email: p.Name, Role: p.Role}
 }
 
+// apiAudiencePreview counts a filter's audience. With "kind" (and
+// "holdout_percent") it adds a forecast from past campaigns.
 func (a *App) apiAudiencePreview(c *fiber.Ctx) error {
-	var f campaigns.Filter
-	if err := decodeJSON(c, &f); err != nil {
+	var body struct {
+		campaigns.Filter
+		Kind           campaigns.Kind `json:"kind"`
+		HoldoutPercent int            `json:"holdout_percent"`
+	}
+	if err := decodeJSON(c, &body); err != nil {
 		return err
 	}
-	p, err := a.store.PreviewAudience(c.UserContext(), f, 10)
+	p, err := a.store.PreviewAudience(c.UserContext(), body.Filter, 10)
 	if err != nil {
 		return err
 	}
@@ -235,7 +241,15 @@ func (a *App) apiAudiencePreview(c *fiber.Ctx) error {
 	for i := range p.Sample {
 		sample[i] = toCustomerJSON(&p.Sample[i])
 	}
-	return c.JSON(fiber.Map{"count": p.Count, "sample": sample})
+	out := fiber.Map{"count": p.Count, "sample": sample}
+	if body.Kind == campaigns.KindEvent || body.Kind == campaigns.KindGift {
+		fc, err := a.store.Forecast(c.UserContext(), body.Kind, body.Filter, body.HoldoutPercent, p.Count)
+		if err != nil {
+			return err
+		}
+		out["forecast"] = fc
+	}
+	return c.JSON(out)
 }
 
 // Pages.

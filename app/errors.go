@@ -118,6 +118,15 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		field := te.Field
+		// Embedded Go structs show up as "Filter.min_spend_cents": JSON
+		// names are lower-case, Go type names are not.
+		for {
+			head, rest, ok := strings.Cut(field, ".")
+			if !ok || head == "" || head[0] < 'A' || head[0] > 'Z' {
+				break
+			}
+			field = rest
+		}
 		if field == "" {
 			field = "body"
 		}

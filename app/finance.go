@@ -241,3 +241,13 @@ func (a *App) removeCostForm(c *fiber.Ctx) error {
 	}
 	return a.redirectWith(c, "/campaigns/"+strconv.FormatInt(id, 10)+"#costs", "ok", "Cost removed (kept in the history).")
 }
+
+// auditPage is the relationship audit: where customers stand, who is
+// drifting, what they say.
+func (a *App) auditPage(c *fiber.Ctx) error {
+	au, err := a.store.RelationshipAudit(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return a.render(c, "pages/audit", fiber.Map{"Title": "Relationship audit", "A": au})
+}

@@ -60,6 +60,7 @@ func (a *App) routes() []Route {
 		{"GET", "/c/:token", PermCheckin, a.qrCheckinPage, false},
 		{"POST", "/c/:token", PermCheckin, a.qrCheckin, false},
 		{"GET", "/finance", PermFinance, a.financePage, false},
+		{"GET", "/audit", PermFinance, a.auditPage, false},
 		{"GET", "/followups", PermCheckin, a.followupsPage, false},
 		{"POST", "/followups/:id/done", PermCheckin, a.followedUpForm, false},
 		{"POST", "/campaigns/:id/costs", PermFinance, a.addCostForm, false},

@@ -108,6 +108,7 @@ var expectedAccess = map[string][]string{
 	"PUT /api/v1/campaigns/:id/rules":        writers,
 	"POST /customers/:id/referrals":          door,
 	"GET /finance":                           money,
+	"GET /audit":                             money,
 	"GET /s/:token":                          everyone,
 	"POST /s/:token":                         everyone,
 	"GET /followups":                         door,
@@ -314,7 +315,7 @@ func requestFor(t *testing.T, e *env, route, who string) accessRequest {
 		return accessRequest{path: "/followups"}
 	case "POST /followups/:id/done":
 		return accessRequest{path: fmt.Sprintf("/followups/%d/done", e.newDetractor()), form: url.Values{}}
-	case "GET /finance", "GET /api/v1/reports/roi":
+	case "GET /finance", "GET /api/v1/reports/roi", "GET /audit":
 		return accessRequest{path: strings.Fields(route)[1]}
 	case "POST /campaigns/:id/costs":
 		return accessRequest{path: cid("/campaigns/%d/costs", e.newDraft()), form: url.Values{"category": {"venue"}, "amount": {"100"}, "per": {"fixed"}}}

@@ -24,7 +24,7 @@ var files embed.FS
 var Pages = []string{
 	"pages/login", "pages/error", "pages/customers", "pages/customer",
 	"pages/import", "pages/import_status", "pages/users",
-	"pages/campaigns", "pages/campaign_new", "pages/campaign", "pages/outbox", "pages/outbox_message", "pages/unsubscribe", "pages/rsvp", "pages/checkin", "pages/checkin_qr", "pages/finance", "pages/survey", "pages/followups",
+	"pages/campaigns", "pages/campaign_new", "pages/campaign", "pages/outbox", "pages/outbox_message", "pages/unsubscribe", "pages/rsvp", "pages/checkin", "pages/checkin_qr", "pages/finance", "pages/survey", "pages/followups", "pages/audit",
 }
 
 // Engine parses every template once.
@@ -83,6 +83,7 @@ var Funcs = map[string]any{
 		}
 		return fmt.Sprintf("%.0f%%", *p*100)
 	},
+	"share": func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
 	"derefi": func(p *int) int {
 		if p == nil {
 			return 0

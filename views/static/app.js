@@ -61,7 +61,9 @@
         el.hidden = el.getAttribute("data-kind") !== kind;
       });
     };
-    builder.querySelectorAll('input[name="kind"]').forEach(function (r) { r.addEventListener("change", showKind); });
+    builder.querySelectorAll('input[name="kind"]').forEach(function (r) {
+      r.addEventListener("change", function () { showKind(); clearTimeout(timer); timer = setTimeout(preview, 100); });
+    });
     showKind();
 
     var cents = function (v) {
@@ -80,7 +82,9 @@
         min_spend_cents: cents(builder.min_spend.value), max_spend_cents: cents(builder.max_spend.value),
         metros: selected("metros"), owner_ids: selected("owner_ids").map(Number),
         min_level: int(builder.min_level.value), max_level: int(builder.max_level.value),
-        not_contacted_within_days: int(builder.not_contacted_within_days.value)
+        not_contacted_within_days: int(builder.not_contacted_within_days.value),
+        kind: (builder.querySelector('input[name="kind"]:checked') || {}).value,
+        holdout_percent: parseInt(builder.holdout_percent.value, 10) || 0
       };
       var mine = ++seq;
       fetch("/api/v1/audience/preview", {
@@ -102,6 +106,21 @@
           var pct = parseInt(builder.holdout_percent.value, 10) || 0;
           document.getElementById("preview-holdout").textContent = pct > 0 ?
             " (about " + Math.round(res.d.count * pct / 100).toLocaleString() + " held out, not contacted)" : "";
+          var fc = res.d.forecast, fe = document.getElementById("preview-forecast");
+          if (fc && fc.based_on > 0) {
+            var money = function (c) { return "$" + (c / 100).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 }); };
+            var parts = [];
+            if (fc.expected_yes != null) parts.push("about " + fc.expected_yes.toLocaleString() + " yes (" + Math.round(fc.yes_rate * 100) + "%)");
+            if (fc.expected_attendees != null) parts.push("about " + fc.expected_attendees.toLocaleString() + (f.kind === "gift" ? " gifts delivered" : " attending"));
+            if (fc.cost_per_attendee_cents != null) parts.push(money(fc.cost_per_attendee_cents) + (f.kind === "gift" ? " per gift" : " per attendee"));
+            if (fc.expected_cost_cents != null) parts.push("about " + money(fc.expected_cost_cents) + " in all");
+            fe.textContent = "Forecast: " + parts.join(", ") + ". Based on " + fc.based_on + " past " + (f.kind || "") + " campaign" +
+              (fc.based_on === 1 ? "" : "s") + (fc.scope === "metro" ? " in these metros." : " (fewer than 3 in these metros, so all of them).");
+          } else if (fc) {
+            fe.textContent = "No forecast yet: no past " + f.kind + " campaign has finished.";
+          } else {
+            fe.textContent = "";
+          }
           var ul = document.getElementById("preview-sample");
           ul.textContent = "";
           res.d.sample.forEach(function (c) {

@@ -1,0 +1,125 @@
+package campaigns
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/rapport/rapport/config"
+)
+
+// LevelRow is one level of the audit.
+type LevelRow struct {
+	Level            Level
+	Name             string
+	Customers        int64
+	PromotedInto     int64 // moved up into this level this quarter
+	NotContacted90   int64
+	NotContactedPart float64 // share of the level, 0-1
+	NPS              *float64
+	NPSAnswers       int
+}
+
+// MonthNPS is NPS over one calendar month.
+type MonthNPS struct {
+	Month   string // 2026-10
+	NPS     float64
+	Answers int
+}
+
+// Audit is the health check of the customer base.
+type Audit struct {
+	QuarterStart   time.Time
+	Levels         []LevelRow
+	Total          int64
+	NPSByMonth     []MonthNPS
+	OpenFollowUps  int64
+	Forgotten      []Customer // levels 6-7 not contacted in 60 days
+	ForgottenTotal int64
+}
+
+// RelationshipAudit gathers the audit.
+func (s *Store) RelationshipAudit(ctx context.Context) (*Audit, error) {
+	db := s.db.WithContext(ctx)
+	now := s.now()
+	q := time.Date(now.Year(), time.Month((int(now.Month())-1)/3*3+1), 1, 0, 0, 0, 0, time.UTC)
+	a := &Audit{QuarterStart: q}
+	var counts []struct {
+		Level Level
+		N     int64
+		Stale int64
+	}
+	if err := db.Model(&Customer{}).Select("level, count(*) AS n, "+
+		"sum(CASE WHEN last_contacted_at IS NULL OR last_contacted_at < ? THEN 1 ELSE 0 END) AS stale", now.Add(-90*24*time.Hour)).
+		Group("level").Scan(&counts).Error; err != nil {
+		return nil, err
+	}
+	var moved []struct {
+		ToLevel Level
+		N       int64
+	}
+	if err := db.Model(&LedgerEntry{}).Select("to_level, count(*) AS n").
+		Where("from_level > 0 AND to_level > from_level AND created_at >= ?", q).Group("to_level").Scan(&moved).Error; err != nil {
+		return nil, err
+	}
+	var answers []struct {
+		Level Level
+		Score int
+		At    time.Time
+	}
+	if err := db.Table("invitations AS i").Select("c.level, i.nps_score AS score, i.nps_at AS at").
+		Joins("JOIN customers c ON c.id = i.customer_id").Where("i.nps_score IS NOT NULL AND i.nps_at IS NOT NULL").
+		Scan(&answers).Error; err != nil {
+		return nil, err
+	}
+	byLevel := map[Level][]int{}
+	byMonth := map[string][]int{}
+	for _, x := range answers {
+		byLevel[x.Level] = append(byLevel[x.Level], x.Score)
+		m := x.At.UTC().Format("2006-01")
+		byMonth[m] = append(byMonth[m], x.Score)
+	}
+	for _, li := range Ladder {
+		row := LevelRow{Level: li.Level, Name: li.Name}
+		for _, c := range counts {
+			if c.Level == li.Level {
+				row.Customers, row.NotContacted90 = c.N, c.Stale
+			}
+		}
+		for _, m := range moved {
+			if m.ToLevel == li.Level {
+				row.PromotedInto = m.N
+			}
+		}
+		if row.Customers > 0 {
+			row.NotContactedPart = float64(row.NotContacted90) / float64(row.Customers)
+		}
+		if v, ok := NPS(byLevel[li.Level]); ok {
+			row.NPS, row.NPSAnswers = &v, len(byLevel[li.Level])
+		}
+		a.Total += row.Customers
+		a.Levels = append(a.Levels, row)
+	}
+	for m, sc := range byMonth {
+		v, _ := NPS(sc)
+		a.NPSByMonth = append(a.NPSByMonth, MonthNPS{Month: m, NPS: v, Answers: len(sc)})
+	}
+	sort.Slice(a.NPSByMonth, func(i, j int) bool { return a.NPSByMonth[i].Month < a.NPSByMonth[j].Month })
+	if err := db.Model(&Invitation{}).Where("nps_score IS NOT NULL AND nps_score <= 6 AND followed_up_at IS NULL").
+		Count(&a.OpenFollowUps).Error; err != nil {
+		return nil, err
+	}
+	forgotten := db.Model(&Customer{}).Where("level >= ? AND consent_state = ? AND (last_contacted_at IS NULL OR last_contacted_at < ?)",
+		LevelGoodCustomer, Subscribed, now.Add(-60*24*time.Hour))
+	if err := forgotten.Session(&gorm.Session{}).Count(&a.ForgottenTotal).Error; err != nil {
+		return nil, err
+	}
+	order := "last_contacted_at NULLS FIRST, annual_spend_cents DESC"
+	if s.dialect != config.Postgres {
+		order = "last_contacted_at IS NOT NULL, last_contacted_at, annual_spend_cents DESC"
+	}
+	err := forgotten.Session(&gorm.Session{}).Preload("Owner").Order(order).Limit(50).Find(&a.Forgotten).Error
+	return a, err
+}
