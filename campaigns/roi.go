@@ -2,7 +2,11 @@ package campaigns
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
+
+	"github.com/rapport/rapport/config"
 )
 
 // Incremental is ROI against the holdout: nil figures when not measurable.
@@ -39,6 +43,8 @@ type ROI struct {
 	CostPerAttendeeCents  *int64      `json:"cost_per_attendee_cents"`
 	CostPerPromotionCents *int64      `json:"cost_per_promotion_cents"`
 	CostPerReferralCents  *int64      `json:"cost_per_referral_cents"`
+
+	treat, hold groupStats // per-customer revenue of each group
 }
 
 func per(cost, n int64) *int64 {
@@ -51,181 +57,334 @@ func per(cost, n int64) *int64 {
 
 func fptr(v float64) *float64 { return &v }
 
-// window is when purchases count for a campaign: from the event's start
-// (or the gift's first send) to attribution_days after the event's end
-// (or that send). Nil before anything happened.
-func (s *Store) window(ctx context.Context, c *Campaign) (*time.Time, *time.Time, error) {
-	days := time.Duration(c.AttributionDays) * 24 * time.Hour
-	if c.Kind == KindEvent {
-		if c.StartsAt == nil || c.EndsAt == nil {
-			return nil, nil, nil
+// roiWindow is a campaign's attribution window and who counts as treated.
+type roiWindow struct {
+	c        *Campaign
+	from, to *time.Time
+	basis    string // attended, delivered, sent
+}
+
+// windows works out, for many campaigns at once, when purchases count:
+// from the event's start (or the gift's first send) to attribution_days
+// after the event's end (or that send); and who was treated: those who
+// attended, or were delivered the gift (sent, when no delivery events came).
+func (s *Store) windows(ctx context.Context, cs []Campaign) ([]roiWindow, error) {
+	ids := make([]int64, len(cs))
+	for i := range cs {
+		ids[i] = cs[i].ID
+	}
+	// First send and delivered count per gift campaign. Sent times are read
+	// row by row, ordered (SQLite types only plain columns, not min()).
+	first := map[int64]time.Time{}
+	delivered := map[int64]int64{}
+	for start := 0; start < len(ids); start += 1000 {
+		chunk := ids[start:min(start+1000, len(ids))]
+		var rows []struct {
+			CampaignID int64
+			SentAt     time.Time
 		}
-		to := c.EndsAt.Add(days)
-		return c.StartsAt, &to, nil
+		q := s.db.WithContext(ctx).Model(&Invitation{}).Where("campaign_id IN ? AND sent_at IS NOT NULL", chunk).
+			Order("campaign_id, sent_at")
+		if s.dialect == config.Postgres {
+			q = q.Select("DISTINCT ON (campaign_id) campaign_id, sent_at")
+		} else {
+			q = q.Select("campaign_id, sent_at") // the first row of each campaign is kept below
+		}
+		if err := q.Scan(&rows).Error; err != nil {
+			return nil, err
+		}
+		for i := len(rows) - 1; i >= 0; i-- {
+			first[rows[i].CampaignID] = rows[i].SentAt.UTC()
+		}
+
+		var dl []struct {
+			CampaignID int64
+			N          int64
+		}
+		if err := s.db.WithContext(ctx).Model(&Invitation{}).Select("campaign_id, count(*) AS n").
+			Where("campaign_id IN ? AND status = 'delivered'", chunk).Group("campaign_id").Scan(&dl).Error; err != nil {
+			return nil, err
+		}
+		for _, d := range dl {
+			delivered[d.CampaignID] = d.N
+		}
 	}
-	// The first send (ORDER BY, not min(): SQLite types only plain columns).
-	var first []time.Time
-	if err := s.db.WithContext(ctx).Model(&Invitation{}).Where("campaign_id = ? AND sent_at IS NOT NULL", c.ID).
-		Order("sent_at").Limit(1).Pluck("sent_at", &first).Error; err != nil {
-		return nil, nil, err
+	out := make([]roiWindow, len(cs))
+	for i := range cs {
+		c := &cs[i]
+		days := time.Duration(c.AttributionDays) * 24 * time.Hour
+		w := roiWindow{c: c, basis: "attended"}
+		if c.Kind == KindEvent {
+			if c.StartsAt != nil && c.EndsAt != nil {
+				to := c.EndsAt.Add(days)
+				w.from, w.to = c.StartsAt, &to
+			}
+		} else {
+			w.basis = "delivered"
+			if delivered[c.ID] == 0 {
+				w.basis = "sent"
+			}
+			if f, ok := first[c.ID]; ok {
+				to := f.Add(days)
+				w.from, w.to = &f, &to
+			}
+		}
+		out[i] = w
 	}
-	if len(first) == 0 {
-		return nil, nil, nil
-	}
-	from := first[0].UTC()
-	to := from.Add(days)
-	return &from, &to, nil
+	return out, nil
 }
 
 // CampaignROI computes a campaign's return exactly as PRODUCT.md defines
-// it. The treated are those who attended (event) or were delivered the
-// gift; revenue is their purchases, and those of people they referred for
-// this campaign, inside the attribution window. Incremental ROI compares
-// the treated's mean revenue with the holdout's, by Welch's t.
+// it: see roiOf.
 func (s *Store) CampaignROI(ctx context.Context, id int64) (*ROI, error) {
 	c, err := s.Campaign(ctx, id)
 	if err != nil {
 		return nil, err
 	}
+	rs, err := s.roiOf(ctx, []Campaign{*c})
+	if err != nil {
+		return nil, err
+	}
+	return &rs[0], nil
+}
+
+// groupStats is n, Σ and Σ² of per-customer revenue in cents.
+type groupStats struct {
+	N          int64
+	Sum, SumSq float64
+}
+
+func (g groupStats) sample() Sample {
+	s := Sample{N: int(g.N)}
+	if g.N == 0 {
+		return s
+	}
+	s.Mean = g.Sum / float64(g.N)
+	if g.N > 1 {
+		s.Var = max(0, (g.SumSq-float64(g.N)*s.Mean*s.Mean)/float64(g.N-1))
+	}
+	return s
+}
+
+// roiOf computes the return of many campaigns with a handful of set-based
+// queries. The treated are those who attended (event) or were delivered
+// the gift; revenue is their purchases, and those of people they referred
+// for the campaign, inside its attribution window. Incremental ROI
+// compares the treated's mean revenue per customer with the holdout's, by
+// Welch's t.
+func (s *Store) roiOf(ctx context.Context, cs []Campaign) ([]ROI, error) {
+	ws, err := s.windows(ctx, cs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ROI, len(cs))
+	idx := map[int64]int{}
+	var ids []int64
+	for i, w := range ws {
+		c := w.c
+		out[i] = ROI{CampaignID: c.ID, Name: c.Name, Kind: c.Kind, Status: c.Status, WindowFrom: w.from, WindowTo: w.to}
+		if c.Kind == KindGift {
+			out[i].GiftsBasis = map[string]string{"delivered": "delivered", "sent": "sent (no delivery events received)"}[w.basis]
+		}
+		idx[c.ID] = i
+		ids = append(ids, c.ID)
+	}
 	db := s.db.WithContext(ctx)
-	out := &ROI{CampaignID: c.ID, Name: c.Name, Kind: c.Kind, Status: c.Status}
-	from, to, err := s.window(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	out.WindowFrom, out.WindowTo = from, to
-
-	// Who was treated.
-	treated := "i.attended"
-	if c.Kind == KindGift {
-		var delivered int64
-		if err := db.Model(&Invitation{}).Where("campaign_id = ? AND status = 'delivered'", c.ID).Count(&delivered).Error; err != nil {
+	for start := 0; start < len(ws); start += 500 {
+		chunk := ws[start:min(start+500, len(ws))]
+		// The windows as a table the queries join: (campaign, from, to, basis).
+		var vals []string
+		var args []any
+		for _, w := range chunk {
+			if w.from == nil {
+				continue
+			}
+			if s.dialect == config.Postgres {
+				vals = append(vals, "(?::bigint, ?::timestamptz, ?::timestamptz, ?::text)")
+			} else {
+				vals = append(vals, "(?, ?, ?, ?)")
+			}
+			args = append(args, w.c.ID, *w.from, *w.to, w.basis)
+		}
+		if len(vals) == 0 {
+			continue
+		}
+		cte := "WITH w(campaign_id, wfrom, wto, basis) AS (VALUES " + strings.Join(vals, ", ") + ") "
+		treated := "((w.basis = 'attended' AND i.attended) OR (w.basis = 'delivered' AND i.status = 'delivered') OR " +
+			"(w.basis = 'sent' AND i.status IN ('sent', 'delivered')))"
+		var groups []struct {
+			CampaignID int64
+			Holdout    bool
+			N          int64
+			Sum        float64
+			SumSq      float64
+		}
+		q := cte + `, rev AS (SELECT i.campaign_id, i.holdout, i.id, coalesce(sum(p.amount_cents), 0) AS cents
+			FROM invitations i JOIN w ON w.campaign_id = i.campaign_id
+			LEFT JOIN purchases p ON p.customer_id = i.customer_id AND p.purchased_at >= w.wfrom AND p.purchased_at < w.wto
+			WHERE i.holdout OR (NOT i.holdout AND ` + treated + `)
+			GROUP BY i.campaign_id, i.holdout, i.id)
+			SELECT campaign_id, holdout, count(*) AS n, sum(cents) AS sum, sum(cents * cents) AS sum_sq FROM rev GROUP BY campaign_id, holdout`
+		if err := db.Raw(q, args...).Scan(&groups).Error; err != nil {
 			return nil, err
 		}
-		treated, out.GiftsBasis = "i.status = 'delivered'", "delivered"
-		if delivered == 0 {
-			treated, out.GiftsBasis = "i.status IN ('sent', 'delivered')", "sent (no delivery events received)"
+		for _, g := range groups {
+			r := &out[idx[g.CampaignID]]
+			st := groupStats{N: g.N, Sum: g.Sum, SumSq: g.SumSq}
+			if g.Holdout {
+				r.Incremental.Holdout = int(g.N)
+				r.hold = st
+			} else {
+				r.treat = st
+				r.RevenueCents += int64(g.Sum)
+			}
 		}
-	}
-	if err := db.Table("invitations AS i").Where("i.campaign_id = ? AND NOT i.holdout AND "+treated, c.ID).
-		Count(&out.Attendees).Error; err != nil {
-		return nil, err
-	}
-	if c.Kind == KindGift {
-		out.Gifts, out.Attendees = out.Attendees, 0
-	}
-
-	// Per-customer revenue in the window, treated and held out.
-	var rows []struct {
-		Holdout bool
-		Cents   int64
-	}
-	if from != nil {
-		err = db.Table("invitations AS i").
-			Select("i.holdout, coalesce(sum(p.amount_cents), 0) AS cents").
-			Joins("LEFT JOIN purchases p ON p.customer_id = i.customer_id AND p.purchased_at >= ? AND p.purchased_at < ?", *from, *to).
-			Where("i.campaign_id = ? AND (i.holdout OR "+treated+")", c.ID).
-			Group("i.id, i.holdout").Scan(&rows).Error
-		if err != nil {
+		var refs []struct {
+			CampaignID int64
+			Cents      int64
+		}
+		if err := db.Raw(cte+`SELECT r.campaign_id, coalesce(sum(p.amount_cents), 0) AS cents FROM referrals r
+			JOIN w ON w.campaign_id = r.campaign_id JOIN purchases p ON p.customer_id = r.referred_customer_id
+			AND p.purchased_at >= w.wfrom AND p.purchased_at < w.wto GROUP BY r.campaign_id`, args...).Scan(&refs).Error; err != nil {
 			return nil, err
 		}
+		for _, x := range refs {
+			r := &out[idx[x.CampaignID]]
+			r.ReferredRevenueCents = x.Cents
+			r.RevenueCents += x.Cents
+		}
 	}
-	var tv, hv []int64
-	for _, r := range rows {
-		if r.Holdout {
-			hv = append(hv, r.Cents)
+
+	// Treated counts (attendees or gifts), costs, promotions, referrals, NPS.
+	for start := 0; start < len(ids); start += 1000 {
+		chunk := ids[start:min(start+1000, len(ids))]
+		var att []struct {
+			CampaignID int64
+			Attended   int64
+			Delivered  int64
+			Sent       int64
+		}
+		if err := db.Model(&Invitation{}).Select(`campaign_id,
+			coalesce(sum(CASE WHEN attended AND NOT holdout THEN 1 ELSE 0 END), 0) AS attended,
+			coalesce(sum(CASE WHEN status = 'delivered' AND NOT holdout THEN 1 ELSE 0 END), 0) AS delivered,
+			coalesce(sum(CASE WHEN status IN ('sent', 'delivered') AND NOT holdout THEN 1 ELSE 0 END), 0) AS sent`).
+			Where("campaign_id IN ?", chunk).Group("campaign_id").Scan(&att).Error; err != nil {
+			return nil, err
+		}
+		for _, a := range att {
+			i := idx[a.CampaignID]
+			switch ws[i].basis {
+			case "attended":
+				out[i].Attendees = a.Attended
+			case "delivered":
+				out[i].Gifts = a.Delivered
+			case "sent":
+				out[i].Gifts = a.Sent
+			}
+		}
+		var lines []CostLine
+		if err := db.Where("campaign_id IN ? AND deleted_at IS NULL", chunk).Find(&lines).Error; err != nil {
+			return nil, err
+		}
+		for _, l := range lines {
+			r := &out[idx[l.CampaignID]]
+			switch l.Per {
+			case "fixed":
+				r.CostCents += l.AmountCents
+			case "attendee":
+				r.CostCents += l.AmountCents * r.Attendees
+			case "gift":
+				r.CostCents += l.AmountCents * r.Gifts
+			}
+		}
+		sources := make([]string, len(chunk))
+		for i, id := range chunk {
+			sources[i] = CampaignSource(id)
+		}
+		var promo []struct {
+			Source string
+			N      int64
+		}
+		if err := db.Model(&LedgerEntry{}).Select("source, count(DISTINCT customer_id) AS n").
+			Where("source IN ?", sources).Group("source").Scan(&promo).Error; err != nil {
+			return nil, err
+		}
+		for _, p := range promo {
+			var id int64
+			if _, err := fmt.Sscanf(p.Source, "campaign:%d", &id); err == nil {
+				out[idx[id]].Promotions = p.N
+			}
+		}
+		var refn []struct {
+			CampaignID int64
+			N          int64
+		}
+		if err := db.Table("referrals").Select("campaign_id, count(*) AS n").Where("campaign_id IN ?", chunk).
+			Group("campaign_id").Scan(&refn).Error; err != nil {
+			return nil, err
+		}
+		for _, r := range refn {
+			out[idx[r.CampaignID]].Referrals = r.N
+		}
+		var scores []struct {
+			CampaignID int64
+			Score      int
+		}
+		if err := db.Model(&Invitation{}).Select("campaign_id, nps_score AS score").
+			Where("campaign_id IN ? AND nps_score IS NOT NULL", chunk).Scan(&scores).Error; err != nil {
+			return nil, err
+		}
+		byCampaign := map[int64][]int{}
+		for _, x := range scores {
+			byCampaign[x.CampaignID] = append(byCampaign[x.CampaignID], x.Score)
+		}
+		for id, sc := range byCampaign {
+			r := &out[idx[id]]
+			if v, ok := NPS(sc); ok {
+				r.NPS, r.NPSAnswers = fptr(v), len(sc)
+			}
+		}
+	}
+
+	for i := range out {
+		r := &out[i]
+		c := ws[i].c
+		if v, ok := NaiveROI(r.RevenueCents, r.CostCents); ok {
+			r.NaiveROI = fptr(v)
+		}
+		ts, hs := r.treat.sample(), r.hold.sample()
+		r.Incremental.Treated, r.Incremental.Holdout = ts.N, hs.N
+		switch roi, lo, hi, ok := IncrementalROI(ts, hs, r.CostCents); {
+		case c.HoldoutPercent == 0 || hs.N == 0:
+			r.Incremental.Reason = "no holdout: not measurable"
+		case !ok && r.CostCents <= 0:
+			r.Incremental.Reason = "no cost entered"
+		case !ok:
+			r.Incremental.Reason = "fewer than two customers in the treated or the holdout group"
+		default:
+			r.Incremental.ROI, r.Incremental.Low, r.Incremental.High = fptr(roi), fptr(lo), fptr(hi)
+			r.Incremental.Measurable = true
+		}
+		if c.Kind == KindEvent {
+			r.CostPerAttendeeCents = per(r.CostCents, r.Attendees)
 		} else {
-			tv = append(tv, r.Cents)
-			out.RevenueCents += r.Cents
+			r.CostPerAttendeeCents = per(r.CostCents, r.Gifts)
 		}
+		r.CostPerPromotionCents = per(r.CostCents, r.Promotions)
+		r.CostPerReferralCents = per(r.CostCents, r.Referrals)
 	}
-	if from != nil {
-		err = db.Table("referrals AS r").Select("coalesce(sum(p.amount_cents), 0)").
-			Joins("JOIN purchases p ON p.customer_id = r.referred_customer_id").
-			Where("r.campaign_id = ? AND p.purchased_at >= ? AND p.purchased_at < ?", c.ID, *from, *to).
-			Scan(&out.ReferredRevenueCents).Error
-		if err != nil {
-			return nil, err
-		}
-		out.RevenueCents += out.ReferredRevenueCents
-	}
-
-	// Costs.
-	lines, _, err := s.Costs(ctx, c.ID)
-	if err != nil {
-		return nil, err
-	}
-	for _, l := range lines {
-		switch l.Per {
-		case "fixed":
-			out.CostCents += l.AmountCents
-		case "attendee":
-			out.CostCents += l.AmountCents * out.Attendees
-		case "gift":
-			out.CostCents += l.AmountCents * out.Gifts
-		}
-	}
-
-	f, err := s.Funnel(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	out.Promotions = f.Promoted
-	if err := db.Table("referrals").Where("campaign_id = ?", c.ID).Count(&out.Referrals).Error; err != nil {
-		return nil, err
-	}
-	var scores []int
-	if err := db.Model(&Invitation{}).Where("campaign_id = ? AND nps_score IS NOT NULL", c.ID).Pluck("nps_score", &scores).Error; err != nil {
-		return nil, err
-	}
-	if v, ok := NPS(scores); ok {
-		out.NPS = fptr(v)
-	}
-	out.NPSAnswers = len(scores)
-
-	if v, ok := NaiveROI(out.RevenueCents, out.CostCents); ok {
-		out.NaiveROI = fptr(v)
-	}
-	ts, hs := SampleOf(tv), SampleOf(hv)
-	out.Incremental = Incremental{Treated: ts.N, Holdout: hs.N}
-	switch roi, lo, hi, ok := IncrementalROI(ts, hs, out.CostCents); {
-	case c.HoldoutPercent == 0 || hs.N == 0:
-		out.Incremental.Reason = "no holdout: not measurable"
-	case !ok && out.CostCents <= 0:
-		out.Incremental.Reason = "no cost entered"
-	case !ok:
-		out.Incremental.Reason = "fewer than two customers in the treated or the holdout group"
-	default:
-		out.Incremental.ROI, out.Incremental.Low, out.Incremental.High = fptr(roi), fptr(lo), fptr(hi)
-		out.Incremental.Measurable = true
-	}
-	if c.Kind == KindEvent {
-		out.CostPerAttendeeCents = per(out.CostCents, out.Attendees)
-	} else {
-		out.CostPerAttendeeCents = per(out.CostCents, out.Gifts)
-	}
-	out.CostPerPromotionCents = per(out.CostCents, out.Promotions)
-	out.CostPerReferralCents = per(out.CostCents, out.Referrals)
 	return out, nil
 }
 
 // ROIReport computes the ROI of every campaign that ran (or runs) between
 // from and to: events by their start, gifts by their first send.
 func (s *Store) ROIReport(ctx context.Context, from, to time.Time) ([]ROI, error) {
-	var ids []int64
-	err := s.db.WithContext(ctx).Model(&Campaign{}).
+	var cs []Campaign
+	err := s.db.WithContext(ctx).
 		Where("status NOT IN ('draft', 'cancelled') AND ((kind = 'event' AND starts_at >= ? AND starts_at < ?) OR (kind = 'gift' AND id IN (SELECT campaign_id FROM invitations WHERE sent_at >= ? AND sent_at < ?)))",
-			from, to, from, to).Order("id").Pluck("id", &ids).Error
+			from, to, from, to).Order("id").Find(&cs).Error
 	if err != nil {
 		return nil, err
 	}
-	out := make([]ROI, 0, len(ids))
-	for _, id := range ids {
-		r, err := s.CampaignROI(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *r)
-	}
-	return out, nil
+	return s.roiOf(ctx, cs)
 }
