@@ -31,9 +31,11 @@ func roiChart(rows []campaigns.ROI) template.HTML {
 	roiX := func(v float64) float64 { return 460 + (v-minR)/(maxR-minR)*240 }
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-labelledby="chart-title"><title id="chart-title">Cost against revenue, and incremental ROI with its 95%% interval, per campaign</title>`, width, h)
-	fmt.Fprintf(&b, `<text x="%d" y="14" class="axis">cost ▮ revenue ▮</text><text x="460" y="14" class="axis">incremental ROI (95%% interval)</text>`, left)
+	fmt.Fprintf(&b, `<text x="%d" y="14" class="axis">cost <tspan class="costkey">■</tspan> revenue <tspan class="revkey">■</tspan></text>`+
+		`<text x="460" y="14" class="axis">incremental ROI (95%% interval), %.0f%% to %.0f%%</text>`, left, minR*100, maxR*100)
 	zero := roiX(0)
-	fmt.Fprintf(&b, `<line x1="%.1f" y1="22" x2="%.1f" y2="%d" class="zero"/>`, zero, zero, h-10)
+	fmt.Fprintf(&b, `<line x1="%.1f" y1="22" x2="%.1f" y2="%d" class="zero"/><text x="%.1f" y="%d" class="axis" text-anchor="middle">0%%</text>`,
+		zero, zero, h-14, zero, h-2)
 	for i, r := range rows {
 		y := 26 + i*rowH
 		name := r.Name

@@ -147,6 +147,9 @@ func (a *App) apiROIReport(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"from": from, "to": to, "items": rows})
 }
 
+// chartRows is how many campaigns the chart draws (the first by the sort).
+const chartRows = 25
+
 // financePage is the ROI table over a date range, with the chart.
 func (a *App) financePage(c *fiber.Ctx) error {
 	from, to, rerr := reportRange(c)
@@ -167,7 +170,8 @@ func (a *App) financePage(c *fiber.Ctx) error {
 		revenue += r.RevenueCents
 	}
 	return a.render(c, "pages/finance", fiber.Map{"Title": "Return on investment", "Rows": rows, "From": from.Format("2006-01-02"),
-		"To": to.Add(-time.Second).Format("2006-01-02"), "RangeError": rerr, "Chart": roiChart(rows), "Sort": sortKey,
+		"To": to.Add(-time.Second).Format("2006-01-02"), "RangeError": rerr, "Chart": roiChart(rows[:min(len(rows), chartRows)]),
+		"ChartRows": chartRows, "Sort": sortKey,
 		"TotalCost": cost, "TotalRevenue": revenue, "CSV": "/api/v1/reports/roi?format=csv&from=" + from.Format("2006-01-02") +
 			"&to=" + to.Add(-time.Second).Format("2006-01-02")})
 }
