@@ -139,8 +139,14 @@ func (a *App) logout(c *fiber.Ctx) error {
 	return c.Redirect("/login", fiber.StatusSeeOther)
 }
 
+// home is the dashboard: upcoming events, campaigns sending, recent
+// promotions, NPS and the follow-ups waiting.
 func (a *App) home(c *fiber.Ctx) error {
-	return c.Redirect("/customers", fiber.StatusSeeOther)
+	d, err := a.store.Dashboard(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return a.render(c, "pages/home", fiber.Map{"Title": "Rapport", "D": d})
 }
 
 // safeNext keeps redirects after sign-in on this site.

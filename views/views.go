@@ -24,7 +24,7 @@ var files embed.FS
 var Pages = []string{
 	"pages/login", "pages/error", "pages/customers", "pages/customer",
 	"pages/import", "pages/import_status", "pages/users",
-	"pages/campaigns", "pages/campaign_new", "pages/campaign", "pages/outbox", "pages/outbox_message", "pages/unsubscribe", "pages/rsvp", "pages/checkin", "pages/checkin_qr", "pages/finance", "pages/survey", "pages/followups", "pages/audit",
+	"pages/campaigns", "pages/campaign_new", "pages/campaign", "pages/outbox", "pages/outbox_message", "pages/unsubscribe", "pages/rsvp", "pages/checkin", "pages/checkin_qr", "pages/finance", "pages/survey", "pages/followups", "pages/audit", "pages/home",
 }
 
 // Engine parses every template once.
