@@ -82,7 +82,6 @@ func TestTheWholeJourney(t *testing.T) {
 	ctx := browser(t, 1280, 900)
 	acceptDialogs(ctx)
 	signIn(t, ctx, base, "coordinator@example.com", "journey password")
-	shot(t, ctx, "home")
 	var state, rejected string
 	step(t, ctx, "import a CSV and watch it finish",
 		chromedp.Navigate(base+"/import"),
@@ -95,6 +94,16 @@ func TestTheWholeJourney(t *testing.T) {
 	)
 	require.Equal(t, "1", rejected)
 	shot(t, ctx, "import")
+	var rows int
+	step(t, ctx, "the customers are listed",
+		chromedp.Navigate(base+"/customers"),
+		chromedp.WaitVisible(`//td[contains(., "Guest 12")]`, chromedp.BySearch),
+		chromedp.Evaluate(`document.querySelectorAll("table.list tbody tr").length`, &rows),
+	)
+	require.Equal(t, 50, rows, "the first page of 60")
+	shot(t, ctx, "customers")
+	step(t, ctx, "a customer's page", chromedp.Navigate(base+"/customers/1"), chromedp.WaitVisible(`.ladder`, chromedp.ByQuery))
+	shot(t, ctx, "customer")
 
 	var before, after string
 	step(t, ctx, "the audience count follows the filter",
@@ -109,6 +118,8 @@ func TestTheWholeJourney(t *testing.T) {
 		chromedp.Text(`#preview-count`, &after, chromedp.ByQuery),
 	)
 	require.NotEqual(t, before, after)
+	step(t, ctx, "show the count", chromedp.ScrollIntoView(`#preview-count`, chromedp.ByQuery))
+	shot(t, ctx, "campaign-builder")
 	start := time.Now().Add(72 * time.Hour).Format("2006-01-02T15:04")
 	end := time.Now().Add(75 * time.Hour).Format("2006-01-02T15:04")
 	var status string
@@ -212,4 +223,83 @@ func TestTheWholeJourney(t *testing.T) {
 	require.True(t, strings.HasPrefix(csvHead, "campaign_id,name,kind"), csvHead)
 	require.Contains(t, csvHead, "Art museum evening")
 	require.Contains(t, csvHead, ",150000,", "the cost in cents")
+
+	step(t, ctx, "the coordinator's home page", chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(`//a[contains(., "Art museum evening")]`, chromedp.BySearch))
+	shot(t, ctx, "home")
+
+	// Every page, on the smallest phone, as the admin who sees them all.
+	code, _, stderr = rapport(t, "admin password\n", "user", "add", "--email", "admin@example.com", "--role", "admin")
+	require.Equal(t, 0, code, stderr)
+	small := browser(t, 360, 740)
+	auditPages(t, small, base, "/login", strings.TrimPrefix(rsvp, base))
+	signIn(t, small, base, "admin@example.com", "admin password")
+	var outline string
+	step(t, small, "the keyboard reaches the page and shows where it is",
+		chromedp.KeyEvent("\t"),
+		chromedp.Evaluate(`document.activeElement.textContent.trim() + " / " + getComputedStyle(document.activeElement).outlineStyle`, &outline),
+	)
+	require.Equal(t, "Skip to content / solid", outline)
+	auditPages(t, small, base, "/", "/customers", "/customers/1", "/import", "/imports/1", "/users",
+		"/campaigns", "/campaigns/new", "/campaigns/1", "/campaigns/1/checkin", "/finance", "/audit",
+		"/followups", "/outbox", "/outbox/1")
+}
+
+// auditJS lists what a person would trip over on the page: sideways
+// scrolling, inputs without a label, and text below WCAG AA contrast.
+const auditJS = `(() => {
+  const problems = [];
+  if (document.documentElement.scrollWidth > window.innerWidth)
+    problems.push("scrolls sideways: " + document.documentElement.scrollWidth + "px, past the edge: " +
+      [...document.body.querySelectorAll("*")].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 &&
+        getComputedStyle(e.parentElement).overflowX === "visible" &&
+        !e.closest(".table-wrap"))
+        .slice(0, 3).map(e => e.tagName.toLowerCase() + (e.className ? "." + e.className : "") + (e.id ? "#" + e.id : "")).join(", "));
+  for (const el of document.querySelectorAll("input, select, textarea")) {
+    if (["hidden", "submit"].includes(el.type)) continue;
+    if ((el.labels && el.labels.length) || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby")) continue;
+    problems.push("no label: " + el.outerHTML.slice(0, 90));
+  }
+  const lum = c => {
+    const m = c.match(/[\d.]+/g).map(Number);
+    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(m[0]) + 0.7152 * f(m[1]) + 0.0722 * f(m[2]);
+  };
+  const background = el => {
+    for (; el; el = el.parentElement) {
+      const m = getComputedStyle(el).backgroundColor.match(/[\d.]+/g);
+      if (m && (m.length < 4 || +m[3] > 0.5)) return getComputedStyle(el).backgroundColor;
+    }
+    return "rgb(255, 255, 255)";
+  };
+  const seen = new Set();
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walk.nextNode()) {
+    const text = walk.currentNode.textContent.trim();
+    const el = walk.currentNode.parentElement;
+    if (!text || seen.has(el) || !(el instanceof HTMLElement) || !el.offsetParent) continue;
+    seen.add(el);
+    const st = getComputedStyle(el);
+    const a = lum(st.color), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(st.fontSize);
+    const large = size >= 24 || (size >= 18.66 && +st.fontWeight >= 700);
+    if (ratio < (large ? 3 : 4.5)) problems.push("contrast " + ratio.toFixed(2) + " (" + st.color + " on " + background(el) + "): " + text.slice(0, 40));
+  }
+  return problems;
+})()`
+
+// auditPages opens each page in a 360 px wide browser and fails on what
+// auditJS finds there.
+func auditPages(t *testing.T, ctx context.Context, base string, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		var problems []string
+		step(t, ctx, "audit "+p,
+			chromedp.Navigate(base+p),
+			chromedp.WaitReady(`body`, chromedp.ByQuery),
+			chromedp.Evaluate(auditJS, &problems),
+		)
+		require.Empty(t, problems, "%s at 360 px", p)
+	}
 }

@@ -42,7 +42,7 @@ func (a *App) campaignView(c *fiber.Ctx, cp *campaigns.Campaign) (campaignJSON, 
 	out := campaignJSON{Campaign: cp, Filter: cp.Filter(), Rules: cp.PromotionRules()}
 	if cp.Kind == campaigns.KindEvent {
 		for _, d := range cp.ReminderOffsets() {
-			out.Reminders = append(out.Reminders, d.String())
+			out.Reminders = append(out.Reminders, campaigns.ShortDuration(d))
 		}
 		out.Event = &eventJSON{EventFields: campaigns.EventFields{Venue: cp.Venue, Address: cp.Address, StartsAt: cp.StartsAt,
 			EndsAt: cp.EndsAt, Capacity: cp.Capacity, GuestsPerInvite: cp.GuestsPerInvite, RSVPDeadline: cp.RSVPDeadline},

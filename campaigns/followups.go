@@ -301,3 +301,15 @@ func (s *Store) enqueueSeats(tx *gorm.DB, campaignID int64, ids []int64) error {
 	_, err := s.enqueueFollowups(tx, campaignID, FollowSeat, "seat:"+fmt.Sprint(s.now().UnixNano()), s.now(), "id IN ?", ids)
 	return err
 }
+
+// ShortDuration writes an offset as people write it: 48h, 1h30m, 90s.
+func ShortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}

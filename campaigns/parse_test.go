@@ -2,6 +2,7 @@ package campaigns_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -71,4 +72,10 @@ func FuzzParseLevel(f *testing.F) {
 			t.Fatalf("%q accepted as invalid level %d", s, l)
 		}
 	})
+}
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{48 * time.Hour: "48h", 90 * time.Minute: "1h30m", 30 * time.Minute: "30m", 90 * time.Second: "1m30s", 2*time.Hour + 5*time.Second: "2h0m5s"} {
+		require.Equal(t, want, campaigns.ShortDuration(d))
+	}
 }
