@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -154,12 +155,15 @@ func (s *Store) UpsertCustomer(ctx context.Context, in CustomerInput, meta Upser
 // ownerCache resolves owner emails to user ids once per import.
 type ownerCache struct {
 	s     *Store
+	mu    sync.Mutex // an import upserts two batches at once on PostgreSQL
 	byKey map[string]*int64
 }
 
 func newOwnerCache(s *Store) *ownerCache { return &ownerCache{s: s, byKey: map[string]*int64{}} }
 
 func (o *ownerCache) lookup(ctx context.Context, email string) (*int64, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	if id, ok := o.byKey[email]; ok {
 		return id, nil
 	}
@@ -197,6 +201,10 @@ func (s *Store) upsertBatch(ctx context.Context, tx *gorm.DB, ins []CustomerInpu
 		q := tx.Where("email IN ?", emails)
 		if len(exts) > 0 {
 			q = tx.Where("email IN ? OR external_id IN ?", emails, exts)
+		}
+		if tx.Dialector.Name() == "postgres" {
+			// Two array parameters instead of one per value.
+			q = tx.Where("email = ANY(?::text[]) OR external_id = ANY(?::text[])", pgArray{emails}, pgArray{exts})
 		}
 		if err := q.Find(&found).Error; err != nil {
 			return nil, err
@@ -329,7 +337,7 @@ func (s *Store) upsertBatch(ctx context.Context, tx *gorm.DB, ins []CustomerInpu
 		out[i] = UpsertResult{Outcome: Updated, Customer: c, Warnings: warnings}
 	}
 	if len(created) > 0 {
-		if err := tx.Omit("Owner").CreateInBatches(created, 1000).Error; err != nil {
+		if err := insertCustomers(tx, created); err != nil {
 			return nil, err
 		}
 		if err := recordCreated(tx, created, RuleCreated, meta.Source, meta.Actor, now); err != nil {

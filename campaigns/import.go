@@ -96,7 +96,7 @@ type ImportResult struct {
 }
 
 const (
-	importBatch        = 1000
+	importBatch        = 5000  // rows per transaction; larger batches gained little
 	maxProblems        = 10000 // kept in memory and printed
 	maxStoredProblems  = 500   // kept in the database for the web page
 	customerImportKind = "customers"
@@ -181,17 +181,30 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 			res.Problems = append(res.Problems, p)
 		}
 	}
-	var batch []CustomerInput
-	var rows []int
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+	// Batches are upserted in order, up to `window` at a time: PostgreSQL
+	// spends most of an import maintaining indexes, and a second backend
+	// does that on the second core. The file's own duplicates never reach
+	// two batches (firstSeen), so concurrent batches touch different rows.
+	window := 1
+	if s.dialect == config.Postgres {
+		window = 2
+	}
+	type pending struct {
+		rows []int
+		done chan struct{}
+		out  []UpsertResult
+		err  error
+	}
+	var inflight []*pending
+	var lastSaved time.Time
+	settle := func() error {
+		p := inflight[0]
+		inflight = inflight[1:]
+		<-p.done
+		if p.err != nil {
+			return p.err
 		}
-		out, err := s.upsertRows(ctx, batch, meta, owners)
-		if err != nil {
-			return err
-		}
-		for i, o := range out {
+		for i, o := range p.out {
 			switch o.Outcome {
 			case Inserted:
 				res.Inserted++
@@ -201,21 +214,54 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 				res.Unchanged++
 			case Rejected:
 				res.Rejected++
-				for _, p := range problemsOf(rows[i], o.Err) {
-					addProblem(p)
+				for _, pr := range problemsOf(p.rows[i], o.Err) {
+					addProblem(pr)
 				}
 			}
 			for _, w := range o.Warnings {
-				addProblem(RowProblem{Row: rows[i], Reason: w, Warning: true})
+				addProblem(RowProblem{Row: p.rows[i], Reason: w, Warning: true})
 			}
 		}
-		batch, rows = batch[:0], rows[:0]
 		res.BytesRead = counter.n
+		// Progress is written twice a second, not per batch: each write is a
+		// commit of its own.
+		if time.Since(lastSaved) < 500*time.Millisecond {
+			return nil
+		}
+		lastSaved = time.Now()
 		if err := s.saveProgress(ctx, &res.Import, res.Problems); err != nil {
 			return err
 		}
 		if opt.Progress != nil {
 			opt.Progress(res.Import)
+		}
+		return nil
+	}
+	// drain waits for every batch still running, keeping the first error.
+	drain := func() error {
+		var first error
+		for len(inflight) > 0 {
+			if err := settle(); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	var batch []CustomerInput
+	var rows []int
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		p := &pending{rows: rows, done: make(chan struct{})}
+		go func(b []CustomerInput) {
+			defer close(p.done)
+			p.out, p.err = s.upsertRows(ctx, b, meta, owners)
+		}(batch)
+		inflight = append(inflight, p)
+		batch, rows = make([]CustomerInput, 0, importBatch), make([]int, 0, importBatch)
+		if len(inflight) >= window {
+			return settle()
 		}
 		return nil
 	}
@@ -240,6 +286,7 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 				continue
 			}
 			if !errors.As(err, &pe) {
+				_ = drain()
 				return res, s.abort(ctx, res, fmt.Errorf("read row %d: %w", row, err))
 			}
 		}
@@ -265,14 +312,20 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 		rows = append(rows, row)
 		if len(batch) >= importBatch {
 			if err := flush(); err != nil {
+				_ = drain()
 				return res, s.abort(ctx, res, err)
 			}
 		}
 		if err := ctx.Err(); err != nil {
+			_ = drain()
 			return res, s.abort(ctx, res, err)
 		}
 	}
 	if err := flush(); err != nil {
+		_ = drain()
+		return res, s.abort(ctx, res, err)
+	}
+	if err := drain(); err != nil {
 		return res, s.abort(ctx, res, err)
 	}
 	if s.dialect == config.Postgres && res.Inserted >= 10000 {

@@ -128,7 +128,7 @@ func recordCreated(tx *gorm.DB, cs []*Customer, rule, source, actor string, at t
 	for i, c := range cs {
 		rows[i] = LedgerEntry{CustomerID: c.ID, FromLevel: 0, ToLevel: c.Level, Rule: rule, Source: source, Actor: actor, CreatedAt: at}
 	}
-	return tx.CreateInBatches(rows, 2000).Error
+	return insertLedger(tx, rows)
 }
 
 // SetLevel is a coordinator's manual change: any level, with a note.

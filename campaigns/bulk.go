@@ -1,0 +1,105 @@
+package campaigns
+
+import (
+	"database/sql/driver"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Bulk inserts for imports and seeding. On PostgreSQL a batch goes in as
+// one INSERT … SELECT FROM unnest(arrays): a fixed 14 parameters whatever
+// the batch size, planned once, with no per-row reflection. That took a
+// 200k-row import from 9,300 to over 40,000 rows/s (README, Performance).
+// SQLite keeps GORM's multi-row INSERT, which is already one statement.
+
+// pgArray passes a Go slice to PostgreSQL as one array parameter; GORM
+// would otherwise expand a slice into a list of parameters.
+type pgArray struct{ v any }
+
+func (a pgArray) Value() (driver.Value, error) { return a.v, nil }
+
+// insertCustomers inserts new customers and sets their IDs.
+func insertCustomers(tx *gorm.DB, cs []*Customer) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	if tx.Dialector.Name() != "postgres" {
+		return tx.Omit("Owner").CreateInBatches(cs, 1000).Error
+	}
+	n := len(cs)
+	var (
+		ext, owner                    = make([]*string, n), make([]*int64, n)
+		name, email, company, metro   = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		metroKey, phone, consent, why = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		spend                         = make([]int64, n)
+		level                         = make([]int16, n)
+		consentAt, contactedAt        = make([]*time.Time, n), make([]*time.Time, n)
+		createdAt, updatedAt          = make([]time.Time, n), make([]time.Time, n)
+		byEmail                       = make(map[string]*Customer, n)
+	)
+	for i, c := range cs {
+		ext[i], owner[i], name[i], email[i], company[i], metro[i] = c.ExternalID, c.OwnerID, c.Name, c.Email, c.Company, c.MetroArea
+		metroKey[i], phone[i], consent[i], why[i] = c.MetroKey, c.Phone, string(c.ConsentState), c.ConsentReason
+		spend[i], level[i], consentAt[i], contactedAt[i] = c.AnnualSpendCents, int16(c.Level), c.ConsentChangedAt, c.LastContactedAt
+		createdAt[i], updatedAt[i] = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+		byEmail[c.Email] = c
+	}
+	rows, err := tx.Raw(`INSERT INTO customers (external_id, name, email, company, metro_area, metro_key, annual_spend_cents,
+		level, owner_id, phone, consent_state, consent_changed_at, consent_reason, last_contacted_at, created_at, updated_at)
+		SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[],
+			?::smallint[], ?::bigint[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])
+		RETURNING id, email`,
+		pgArray{ext}, pgArray{name}, pgArray{email}, pgArray{company}, pgArray{metro}, pgArray{metroKey}, pgArray{spend},
+		pgArray{level}, pgArray{owner}, pgArray{phone}, pgArray{consent}, pgArray{consentAt}, pgArray{why}, pgArray{contactedAt},
+		pgArray{createdAt}, pgArray{updatedAt}).Rows()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	got := 0
+	for rows.Next() {
+		var id int64
+		var e string
+		if err := rows.Scan(&id, &e); err != nil {
+			return err
+		}
+		// Matched by email (unique), since RETURNING promises no order.
+		if c := byEmail[e]; c != nil {
+			c.ID = id
+			got++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if got != n {
+		return fmt.Errorf("inserted %d customers, expected %d", got, n)
+	}
+	return nil
+}
+
+// insertLedger appends ledger rows in one statement.
+func insertLedger(tx *gorm.DB, rows []LedgerEntry) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if tx.Dialector.Name() != "postgres" {
+		return tx.CreateInBatches(rows, 2000).Error
+	}
+	n := len(rows)
+	cust := make([]int64, n)
+	from, to := make([]int16, n), make([]int16, n)
+	rule, source, actor, note := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	key := make([]*string, n)
+	at := make([]time.Time, n)
+	for i, r := range rows {
+		cust[i], from[i], to[i], rule[i], source[i] = r.CustomerID, int16(r.FromLevel), int16(r.ToLevel), r.Rule, r.Source
+		key[i], actor[i], note[i], at[i] = r.CreditKey, r.Actor, r.Note, r.CreatedAt.UTC()
+	}
+	return tx.Exec(`INSERT INTO level_ledger (customer_id, from_level, to_level, rule, source, credit_key, actor, note, created_at)
+		SELECT * FROM unnest(?::bigint[], ?::smallint[], ?::smallint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[])`,
+		pgArray{cust}, pgArray{from}, pgArray{to}, pgArray{rule}, pgArray{source}, pgArray{key}, pgArray{actor}, pgArray{note},
+		pgArray{at}).Error
+}
