@@ -108,6 +108,10 @@ func customerQuery(c *fiber.Ctx, dollars bool) (campaigns.CustomerQuery, error) 
 		}
 		q.Page = p
 	}
+	q.After, q.Before = utils.CopyString(c.Query("after")), utils.CopyString(c.Query("before"))
+	if q.After != "" && q.Before != "" {
+		v.Add("after", "give after or before, not both")
+	}
 	if raw := c.Query("per_page"); raw != "" {
 		p, err := strconv.Atoi(raw)
 		if err != nil || p < 1 || p > 500 {
@@ -139,7 +143,13 @@ func (a *App) apiListCustomers(c *fiber.Ctx) error {
 	for i := range page.Items {
 		items[i] = toCustomerJSON(&page.Items[i])
 	}
-	return c.JSON(fiber.Map{"items": items, "total": page.Total, "next_page": page.NextPage})
+	// next_cursor (with after=) pages by the index; next_page (with
+	// page=) still works but counts past every earlier row.
+	var next any
+	if page.NextCursor != "" {
+		next = page.NextCursor
+	}
+	return c.JSON(fiber.Map{"items": items, "total": page.Total, "next_page": page.NextPage, "next_cursor": next})
 }
 
 func (a *App) apiCustomer(c *fiber.Ctx) error {
@@ -285,7 +295,7 @@ func (a *App) customersPage(c *fiber.Ctx) error {
 		"Title": "Customers", "Page": page, "Query": q, "Metros": metros, "SelectedMetros": selected,
 		"SelectedLevels": levels, "Ladder": campaigns.Ladder, "FilterError": qerr,
 		"MinSpend": c.Query("min_spend"), "MaxSpend": c.Query("max_spend"),
-		"PageURL": func(n int) string { return pageURL(c, n) },
+		"PageURL": func(n int, key, cursor string) string { return pageURL(c, n, key, cursor) },
 		"SortURL": func(key string) string { return sortURL(c, key) },
 	})
 }
@@ -345,12 +355,18 @@ func (a *App) setLevelForm(c *fiber.Ctx) error {
 	return a.redirectWith(c, back, "ok", "Level set to "+l.Name()+".")
 }
 
-// pageURL is the current list URL with another page number.
-func pageURL(c *fiber.Ctx, n int) string {
+// pageURL is the current list URL for page n, reached from a cursor
+// (key "after" or "before") when there is one.
+func pageURL(c *fiber.Ctx, n int, key, cursor string) string {
 	args := fiber.AcquireArgs()
 	defer fiber.ReleaseArgs(args)
 	c.Context().QueryArgs().CopyTo(args)
 	args.Set("page", strconv.Itoa(n))
+	args.Del("after")
+	args.Del("before")
+	if cursor != "" {
+		args.Set(key, cursor)
+	}
 	return c.Path() + "?" + string(args.QueryString())
 }
 
@@ -364,6 +380,8 @@ func sortURL(c *fiber.Ctx, key string) string {
 	}
 	args.Set("sort", key)
 	args.Del("page")
+	args.Del("after")
+	args.Del("before")
 	return c.Path() + "?" + string(args.QueryString())
 }
 

@@ -1,8 +1,13 @@
 package campaigns
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -401,8 +406,12 @@ type CustomerQuery struct {
 	Consent       ConsentState
 	Q             string // name, email or company contains
 	Sort          string // name, -name, spend, -spend, level, -level, metro, -metro, updated, -updated
-	Page          int    // from 1
+	Page          int    // from 1; with After or Before only the number shown
 	PerPage       int
+	// After and Before are cursors from a CustomerPage: the page after its
+	// last row or before its first, found through the sort's index
+	// (keyset paging) instead of counting past every earlier row.
+	After, Before string
 }
 
 // CustomerPage is one page of a customer list.
@@ -412,6 +421,9 @@ type CustomerPage struct {
 	Page     int
 	PerPage  int
 	NextPage *int
+	// NextCursor and PrevCursor continue from this page's last and first
+	// rows ("" at either end).
+	NextCursor, PrevCursor string
 }
 
 var customerSorts = map[string]string{
@@ -485,18 +497,168 @@ func (s *Store) ListCustomers(ctx context.Context, q CustomerQuery) (CustomerPag
 		base = base.Where("(lower(name) LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\' OR lower(company) LIKE ? ESCAPE '\\')", like, like, like)
 	}
 	page := CustomerPage{Page: q.Page, PerPage: q.PerPage}
-	if err := base.Session(&gorm.Session{}).Count(&page.Total).Error; err != nil {
+	total, err := s.countCustomers(base, q.After != "" || q.Before != "")
+	if err != nil {
 		return page, err
 	}
-	if err := base.Session(&gorm.Session{}).Preload("Owner").Order(customerSorts[sort]).
-		Limit(q.PerPage).Offset((q.Page - 1) * q.PerPage).Find(&page.Items).Error; err != nil {
+	page.Total = total
+	col := customerSortColumn[strings.TrimPrefix(sort, "-")]
+	desc := strings.HasPrefix(sort, "-")
+	list := base.Session(&gorm.Session{}).Preload("Owner")
+	backwards := false
+	switch {
+	case q.After != "" || q.Before != "":
+		cur, which := q.After, "after"
+		if cur == "" {
+			cur, which, backwards = q.Before, "before", true
+		}
+		v, id, err := decodeCursor(cur, sort)
+		if err != nil {
+			return page, Errorf(EINVALID, "%s is not a cursor from this list; start again from page 1", which)
+		}
+		// Rows past (v, id) in the order shown; before a page, walk the
+		// order backwards and flip the rows afterwards.
+		op := ">"
+		if desc != backwards {
+			op = "<"
+		}
+		list = list.Where("("+col+", id) "+op+" (?, ?)", v, id)
+		order := customerSorts[sort]
+		if backwards {
+			order = customerSorts[flipSort(sort)]
+		}
+		list = list.Order(order).Limit(q.PerPage + 1)
+	default:
+		list = list.Order(customerSorts[sort]).Limit(q.PerPage + 1).Offset((q.Page - 1) * q.PerPage)
+	}
+	if err := list.Find(&page.Items).Error; err != nil {
 		return page, err
 	}
-	if int64(q.Page*q.PerPage) < page.Total {
+	more := len(page.Items) > q.PerPage
+	if more {
+		page.Items = page.Items[:q.PerPage]
+	}
+	if backwards {
+		slices.Reverse(page.Items)
+	}
+	if len(page.Items) > 0 {
+		first, last := &page.Items[0], &page.Items[len(page.Items)-1]
+		if more || backwards {
+			page.NextCursor = encodeCursor(sort, last)
+		}
+		if (backwards && more) || (!backwards && (q.After != "" || q.Page > 1)) {
+			page.PrevCursor = encodeCursor(sort, first)
+		}
+	}
+	if page.NextCursor != "" {
 		n := q.Page + 1
 		page.NextPage = &n
 	}
 	return page, nil
+}
+
+// customerSortColumn is the leading ORDER BY expression of each sort.
+var customerSortColumn = map[string]string{"name": "lower(name)", "spend": "annual_spend_cents",
+	"level": "level", "metro": "metro_key", "updated": "updated_at"}
+
+func flipSort(sort string) string {
+	if strings.HasPrefix(sort, "-") {
+		return sort[1:]
+	}
+	return "-" + sort
+}
+
+// A cursor is the sort key and id of a row, so the next page starts right
+// after it. It names its sort, so a cursor from another order is refused.
+type cursor struct {
+	Sort string `json:"s"`
+	V    any    `json:"v"`
+	ID   int64  `json:"i"`
+}
+
+func encodeCursor(sort string, c *Customer) string {
+	var v any
+	switch strings.TrimPrefix(sort, "-") {
+	case "name":
+		v = strings.ToLower(c.Name)
+	case "spend":
+		v = c.AnnualSpendCents
+	case "level":
+		v = int(c.Level)
+	case "metro":
+		v = c.MetroKey
+	case "updated":
+		v = c.UpdatedAt.UTC().Format(time.RFC3339Nano)
+	}
+	b, _ := json.Marshal(cursor{Sort: sort, V: v, ID: c.ID})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s, sort string) (any, int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, 0, err
+	}
+	var c cursor
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(&c); err != nil {
+		return nil, 0, err
+	}
+	if c.Sort != sort || c.ID <= 0 {
+		return nil, 0, errors.New("cursor from another list")
+	}
+	switch strings.TrimPrefix(sort, "-") {
+	case "name", "metro":
+		if v, ok := c.V.(string); ok {
+			return v, c.ID, nil
+		}
+	case "spend", "level":
+		if n, ok := c.V.(json.Number); ok {
+			if v, err := n.Int64(); err == nil {
+				return v, c.ID, nil
+			}
+		}
+	case "updated":
+		if v, ok := c.V.(string); ok {
+			if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+				return t, c.ID, nil
+			}
+		}
+	}
+	return nil, 0, errors.New("bad cursor value")
+}
+
+// countCustomers counts a filtered list. At a million customers a count
+// takes tens of milliseconds, so while someone walks the pages of a list
+// (reuse) the count made for its earlier pages serves for a few seconds.
+func (s *Store) countCustomers(q *gorm.DB, reuse bool) (int64, error) {
+	stmt := q.Session(&gorm.Session{DryRun: true}).Count(new(int64)).Statement
+	key := stmt.SQL.String() + fmt.Sprint(stmt.Vars...)
+	s.countsMu.Lock()
+	c, ok := s.counts[key]
+	s.countsMu.Unlock()
+	if reuse && ok && time.Since(c.at) < countTTL {
+		return c.n, nil
+	}
+	var n int64
+	if err := q.Session(&gorm.Session{}).Count(&n).Error; err != nil {
+		return 0, err
+	}
+	s.countsMu.Lock()
+	if s.counts == nil || len(s.counts) > 1000 {
+		s.counts = map[string]cachedCount{}
+	}
+	s.counts[key] = cachedCount{n: n, at: time.Now()}
+	s.countsMu.Unlock()
+	return n, nil
+}
+
+const countTTL = 10 * time.Second
+
+type cachedCount struct {
+	n  int64
+	at time.Time
 }
 
 // Metros lists the metro areas in use with their customer counts.

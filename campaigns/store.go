@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -30,6 +31,9 @@ type Store struct {
 	now     func() time.Time
 
 	lowBcrypt bool
+
+	countsMu sync.Mutex
+	counts   map[string]cachedCount // see countCustomers
 }
 
 // Open connects to the database a DATABASE_URL names. It does not migrate.
