@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -65,7 +66,7 @@ func (a *App) errorHandler(c *fiber.Ctx, err error) error {
 		}
 	}
 	if status >= 500 {
-		a.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+		a.log.Error("request failed", "method", c.Method(), "path", loggablePath(c), "err", err)
 	}
 	if c.Request().Header.ContentLength() != 0 {
 		// A refused request's body may not have been read: with streamed
@@ -155,4 +156,13 @@ func jsonKind(k string) string {
 		return "an object"
 	}
 	return "of another type"
+}
+
+// loggablePath is the request's path, or its route's pattern when the path
+// carries a public link's token: a token in the logs would open the link.
+func loggablePath(c *fiber.Ctx) string {
+	if slices.Contains(c.Route().Params, "token") {
+		return c.Route().Path
+	}
+	return c.Path()
 }
