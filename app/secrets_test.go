@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -94,4 +95,31 @@ func TestSessionsExpire(t *testing.T) {
 	r := c.get("/customers")
 	require.Equal(t, http.StatusSeeOther, r.Status)
 	require.True(t, strings.HasPrefix(r.Location(), "/login"), r.Location())
+}
+
+// HTML and SQL typed into a campaign's text fields are stored as typed
+// and come back escaped on every page that shows them.
+func TestPayloadsInCampaignFields(t *testing.T) {
+	t.Parallel()
+	e := setup(t, "sqlite")
+	const sqlName = `Robert'); DROP TABLE customers;--`
+	in := eventInput(xssName + " " + sqlName)
+	in.Event.Venue, in.Event.Address = xssCompany, sqlName
+	cp, err := e.store.CreateCampaign(context.Background(), in, "test")
+	require.NoError(t, err)
+	got, err := e.store.Campaign(context.Background(), cp.ID)
+	require.NoError(t, err)
+	require.Equal(t, xssName+" "+sqlName, got.Name, "stored verbatim")
+	require.Equal(t, sqlName, got.Address)
+
+	c := e.signIn(campaigns.RoleAdmin)
+	for _, p := range []string{"/", "/campaigns", cid("/campaigns/%d", cp), cid("/campaigns/%d/checkin", cp)} {
+		r := c.get(p)
+		require.Equal(t, http.StatusOK, r.Status, p)
+		requireEscaped(t, p, r.Body)
+	}
+	r := c.get(cid("/campaigns/%d", cp))
+	require.Contains(t, r.Body, "&lt;script&gt;alert(1)&lt;/script&gt;")
+	require.Contains(t, r.Body, "Robert&#39;); DROP TABLE customers;--")
+	require.Equal(t, http.StatusOK, c.get("/customers").Status, "the customers table is still there")
 }
