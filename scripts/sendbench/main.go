@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"net/mail"
 	"os"
+	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/rapport/rapport/campaigns"
@@ -104,6 +106,13 @@ func run(dbURL string, n int, latency time.Duration, batch, conc int) error {
 		fake.DeliveredCount(), el.Round(time.Millisecond), float64(fake.DeliveredCount())/el.Seconds(), fake.Requests(), len(per), dups)
 	if len(per) != n || dups != 0 {
 		return fmt.Errorf("expected %d recipients once each", n)
+	}
+	// Peak memory of this process (worker, fake SendGrid and seeding).
+	if st, err := os.ReadFile("/proc/self/status"); err == nil {
+		if m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(st); m != nil {
+			kb, _ := strconv.Atoi(string(m[1]))
+			fmt.Printf("peak RSS %d MB\n", kb/1024)
+		}
 	}
 	return nil
 }
