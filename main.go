@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -152,7 +153,9 @@ func mailerFor(cfg config.Config, store *campaigns.Store) jobs.Mailer {
 
 // serve runs the web app, and the scheduler unless noWorker, until ctx ends.
 func serve(ctx context.Context, cfg config.Config, store *campaigns.Store, noWorker bool, log *slog.Logger) error {
-	deps := app.Deps{Store: store, Config: cfg, Log: log, MailerName: mailerFor(cfg, store).Name(), ParseEvents: jobs.ParseEvents}
+	var background sync.WaitGroup
+	deps := app.Deps{Store: store, Config: cfg, Log: log, MailerName: mailerFor(cfg, store).Name(), ParseEvents: jobs.ParseEvents,
+		Background: &background}
 	if cfg.SendGridWebhookPublicKey != "" {
 		v, err := jobs.NewWebhookVerifier(cfg.SendGridWebhookPublicKey)
 		if err != nil {
@@ -189,6 +192,15 @@ func serve(ctx context.Context, cfg config.Config, store *campaigns.Store, noWor
 	defer cancel()
 	if err := web.ShutdownWithContext(sctx); err != nil {
 		log.Warn("web shutdown", "err", err)
+	}
+	// A web import still running finishes (within the same bound); one cut
+	// short is completed by uploading the file again.
+	imports := make(chan struct{})
+	go func() { background.Wait(); close(imports) }()
+	select {
+	case <-imports:
+	case <-sctx.Done():
+		log.Warn("stopping with a web import still running; upload the file again to complete it")
 	}
 	if sched != nil {
 		sched.Stop(sctx)

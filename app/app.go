@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -32,6 +33,9 @@ type Deps struct {
 	// LoginWindow (default 10 per 15 minutes).
 	LoginAttempts int
 	LoginWindow   time.Duration
+	// Background counts work a request started that outlives it (web
+	// imports); serve waits for it at shutdown. Nil: nobody waits.
+	Background *sync.WaitGroup
 	// SessionTTL is how long an idle session lives (default 12 hours).
 	SessionTTL time.Duration
 	// MailerName says where email goes ("sendgrid" or "outbox"), for pages.

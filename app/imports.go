@@ -61,7 +61,13 @@ func (a *App) importUpload(c *fiber.Ctx) error {
 		os.Remove(tmp.Name())
 		return err
 	}
+	if a.deps.Background != nil {
+		a.deps.Background.Add(1)
+	}
 	go func() {
+		if a.deps.Background != nil {
+			defer a.deps.Background.Done()
+		}
 		defer os.Remove(tmp.Name())
 		defer tmp.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), importTimeout)

@@ -377,3 +377,44 @@ func TestEmailEventsApplyOnceInAnyOrder(t *testing.T) {
 		require.Equal(t, campaigns.SpamReported, byCustomer[cl[2].CustomerID])
 	})
 }
+
+// A guest who unsubscribes (by their link) after their invitation was
+// claimed for a batch but before the batch goes to SendGrid gets nothing:
+// the sender's last check drops them and they are counted as suppressed.
+func TestUnsubscribingBetweenClaimAndSendSuppresses(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		addCustomers(t, s, 5, "us")
+		c, err := s.CreateCampaign(ctx, eventInput("Late unsubscribe"), "t")
+		require.NoError(t, err)
+		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
+		require.NoError(t, err)
+		_, err = s.Start(ctx, c.ID)
+		require.NoError(t, err)
+		cl, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "A", BatchID: "b1", Limit: 10, Lease: time.Minute, CancelBy: time.Now().Add(time.Hour)})
+		require.NoError(t, err)
+		require.Len(t, cl, 5)
+
+		// The second guest clicks the unsubscribe link of this very email.
+		_, err = s.Unsubscribe(ctx, cl[1].Tokens[campaigns.TokenUnsubscribe], "link")
+		require.NoError(t, err)
+
+		ids := make([]int64, len(cl))
+		for i := range cl {
+			ids[i] = cl[i].QueueID
+		}
+		gone, err := s.SuppressWithdrawn(ctx, campaigns.QueueInvitations, "A", "b1", ids)
+		require.NoError(t, err)
+		require.Equal(t, []int64{cl[1].QueueID}, gone)
+		rest := append(append([]int64{}, ids[:1]...), ids[2:]...)
+		n, err := s.SettleSent(ctx, campaigns.QueueInvitations, "A", "b1", rest, "m", false)
+		require.NoError(t, err)
+		require.EqualValues(t, 4, n)
+		c, err = s.Campaign(ctx, c.ID)
+		require.NoError(t, err)
+		f, err := s.Funnel(ctx, c)
+		require.NoError(t, err)
+		require.EqualValues(t, 4, f.Sent)
+		require.EqualValues(t, 1, f.Suppressed)
+	})
+}

@@ -349,6 +349,9 @@ func (s *Store) upsertBatch(ctx context.Context, tx *gorm.DB, ins []CustomerInpu
 			return nil, err
 		}
 	}
+	if len(created) > 0 || len(updates) > 0 {
+		defer s.forgetMetros()
+	}
 	for _, u := range updates {
 		if len(u.fields) > 0 {
 			u.fields["updated_at"] = now
@@ -662,12 +665,37 @@ type cachedCount struct {
 }
 
 // Metros lists the metro areas in use with their customer counts.
+// Counting them reads every customer (300 ms at a million), and the
+// customers page and the builder ask on every view, so the answer is kept
+// until customers are added or changed, or for a minute at most (a
+// customer changed by another process shows up within that minute).
 func (s *Store) Metros(ctx context.Context) ([]MetroCount, error) {
-	var ms []MetroCount
+	s.metrosMu.Lock()
+	ms, at := s.metros, s.metrosAt
+	s.metrosMu.Unlock()
+	if ms != nil && time.Since(at) < time.Minute {
+		return ms, nil
+	}
 	err := s.db.WithContext(ctx).Model(&Customer{}).
 		Select("min(metro_area) AS name, metro_key AS key, count(*) AS customers").
 		Where("metro_key <> ''").Group("metro_key").Order("metro_key").Scan(&ms).Error
-	return ms, err
+	if err != nil {
+		return nil, err
+	}
+	if ms == nil {
+		ms = []MetroCount{}
+	}
+	s.metrosMu.Lock()
+	s.metros, s.metrosAt = ms, time.Now()
+	s.metrosMu.Unlock()
+	return ms, nil
+}
+
+// forgetMetros drops the kept metro counts after customers change.
+func (s *Store) forgetMetros() {
+	s.metrosMu.Lock()
+	s.metros = nil
+	s.metrosMu.Unlock()
 }
 
 // MetroCount is a metro area and how many customers it has.

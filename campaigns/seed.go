@@ -131,6 +131,7 @@ func (s *Store) Seed(ctx context.Context, opt SeedOptions) (int, error) {
 		})
 		done += n
 	}
+	defer s.forgetMetros()
 	if err := g.Wait(); err != nil {
 		return int(written.Load()), fmt.Errorf("seed: %w", err)
 	}

@@ -34,6 +34,10 @@ type Store struct {
 
 	countsMu sync.Mutex
 	counts   map[string]cachedCount // see countCustomers
+
+	metrosMu sync.Mutex
+	metros   []MetroCount // see Metros
+	metrosAt time.Time
 }
 
 // Open connects to the database a DATABASE_URL names. It does not migrate.

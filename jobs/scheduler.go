@@ -6,6 +6,7 @@ package jobs
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -34,6 +35,7 @@ type Scheduler struct {
 	jobs    []Job
 	timeout time.Duration
 	onStop  []func()
+	running sync.WaitGroup // every run, from cron or from Start, so Stop can wait for it
 }
 
 // NewScheduler builds a scheduler with Rapport's standing jobs.
@@ -65,7 +67,14 @@ func (s *Scheduler) Start() error {
 	}
 	s.cron.Start()
 	for _, j := range s.jobs {
-		go s.wrap(j)()
+		// Counted before the goroutine starts, so a Stop right after Start
+		// still waits for it.
+		run := s.wrap(j)
+		s.running.Add(1)
+		go func() {
+			defer s.running.Done()
+			run()
+		}()
 	}
 	s.log.Info("scheduler started", "tick", s.tick.String(), "jobs", len(s.jobs))
 	return nil
@@ -73,6 +82,8 @@ func (s *Scheduler) Start() error {
 
 func (s *Scheduler) wrap(j Job) func() {
 	return func() {
+		s.running.Add(1)
+		defer s.running.Done()
 		defer func() {
 			if r := recover(); r != nil {
 				s.log.Error("job panicked", "job", j.Name, "panic", r)
@@ -95,9 +106,15 @@ func (s *Scheduler) Stop(ctx context.Context) {
 	for _, f := range s.onStop {
 		f()
 	}
-	done := s.cron.Stop()
+	cronDone := s.cron.Stop()
+	done := make(chan struct{})
+	go func() {
+		<-cronDone.Done()
+		s.running.Wait()
+		close(done)
+	}()
 	select {
-	case <-done.Done():
+	case <-done:
 	case <-ctx.Done():
 		s.log.Warn("scheduler stop timed out; cancelling running jobs")
 	}
