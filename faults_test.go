@@ -189,7 +189,7 @@ func TestPostgresRestartMidSend(t *testing.T) {
 	defer fake.Close()
 	fake.SetLatency(100 * time.Millisecond)
 	bin := buildRapport(t)
-	env := sendEnv(dbURL, fake.URL, "SEND_BATCH_SIZE=25", "SEND_CONCURRENCY=2", "SEND_LEASE=3s", "SEND_TIMEOUT=2s")
+	env := sendEnv(dbURL, fake.URL, "SEND_BATCH_SIZE=25", "SEND_CONCURRENCY=2", "SEND_LEASE=4s", "SEND_TIMEOUT=2s")
 	worker := exec.Command(bin, "worker")
 	worker.Env = env
 	var wlog syncBuffer
@@ -214,8 +214,13 @@ func TestPostgresRestartMidSend(t *testing.T) {
 		r.Body.Close()
 		return r.StatusCode == 200
 	}
-	require.Eventually(t, apiOK, 20*time.Second, 100*time.Millisecond, weblog.String())
-	require.Eventually(t, func() bool { return fake.DeliveredCount() >= 200 }, time.Minute, 50*time.Millisecond, wlog.String())
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("web:\n%s\nworker:\n%s", weblog.String(), wlog.String())
+		}
+	})
+	require.Eventually(t, apiOK, 20*time.Second, 100*time.Millisecond, "the web process answers")
+	require.Eventually(t, func() bool { return fake.DeliveredCount() >= 200 }, time.Minute, 50*time.Millisecond, "the send is under way")
 
 	ver, err := os.ReadDir("/etc/postgresql")
 	require.NoError(t, err)
@@ -223,11 +228,11 @@ func TestPostgresRestartMidSend(t *testing.T) {
 	require.NoError(t, err, string(out))
 	t.Logf("PostgreSQL restarted after %d deliveries", fake.DeliveredCount())
 
-	require.Eventually(t, apiOK, time.Minute, 200*time.Millisecond, "the web process answers again without a restart:\n%s", weblog.String())
+	require.Eventually(t, apiOK, time.Minute, 200*time.Millisecond, "the web process answers again without a restart")
 	require.Eventually(t, func() bool {
 		c, err = store.Campaign(ctx, c.ID)
 		return err == nil && c.Status == campaigns.StatusSent
-	}, 3*time.Minute, 250*time.Millisecond, "the campaign did not finish:\n%s", wlog.String())
+	}, 3*time.Minute, 250*time.Millisecond, "the campaign finishes")
 	require.Nil(t, worker.ProcessState, "the worker kept running")
 	requireOnceEach(t, fake, guests)
 }
