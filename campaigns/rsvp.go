@@ -124,13 +124,16 @@ func (s *Store) Answer(ctx context.Context, token, answer string, guests int) (*
 			return res, err
 		}
 	}
+	// Every answer to one event queues on the event's row lock until its
+	// transaction commits, so the page's figures are read after the commit,
+	// outside the lock (RSVP answers changing seats: see README, Performance).
+	var c Campaign
+	var inv Invitation
 	err = s.tx(ctx, func(tx *gorm.DB) error {
-		var c Campaign
 		q := tx.Model(&Campaign{})
 		if s.dialect == config.Postgres {
 			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
 		}
-		var inv Invitation
 		if err := tx.Take(&inv, *t.InvitationID).Error; err != nil {
 			return notFound(err, "invitation", *t.InvitationID)
 		}
@@ -144,17 +147,12 @@ func (s *Store) Answer(ctx context.Context, token, answer string, guests int) (*
 			return &Error{Code: EINVALID, Message: "too many guests", Fields: map[string]string{
 				"guests": "you may bring up to " + itoa(int64(c.GuestsPerInvite))}}
 		}
-		view := func() error {
-			var err error
-			res.View, err = s.rsvpView(tx, &inv, &c)
-			return err
-		}
 		closes := c.RepliesCloseAt()
 		if c.Status == StatusCancelled || c.Status == StatusClosed || (closes != nil && !s.now().Before(*closes)) {
 			return Errorf(ECONFLICT, "replies for %s are closed", c.Name)
 		}
 		if sameAnswer(&inv, answer, guests) {
-			return view()
+			return nil
 		}
 		now := s.now()
 		fields := map[string]any{"guests": guests, "rsvp_at": now, "updated_at": now}
@@ -194,12 +192,16 @@ func (s *Store) Answer(ctx context.Context, token, answer string, guests int) (*
 				return err
 			}
 		}
-		if err := tx.Take(&inv, inv.ID).Error; err != nil {
-			return err
-		}
-		return view()
+		return nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	db := s.db.WithContext(ctx)
+	if err := db.Take(&inv, inv.ID).Error; err != nil {
+		return nil, err
+	}
+	if res.View, err = s.rsvpView(db, &inv, &c); err != nil {
 		return nil, err
 	}
 	return res, nil

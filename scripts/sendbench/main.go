@@ -15,6 +15,7 @@ import (
 	"net/mail"
 	"os"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -29,12 +30,16 @@ func main() {
 	latency := flag.Duration("latency", 0, "fake SendGrid latency per request")
 	batch := flag.Int("batch", 1000, "recipients per request")
 	conc := flag.Int("concurrency", 2, "requests in flight")
+	prof := flag.String("cpuprofile", "", "write a CPU profile of the send (not the seeding) here")
 	flag.Parse()
+	cpuProfile = *prof
 	if err := run(*dbURL, *n, *latency, *batch, *conc); err != nil {
 		fmt.Fprintln(os.Stderr, "sendbench:", err)
 		os.Exit(1)
 	}
 }
+
+var cpuProfile string
 
 func run(dbURL string, n int, latency time.Duration, batch, conc int) error {
 	ctx := context.Background()
@@ -81,6 +86,17 @@ func run(dbURL string, n int, latency time.Duration, batch, conc int) error {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	d := jobs.NewDispatcher(store, mailer, comp, jobs.DispatchConfig{BatchSize: batch, Concurrency: conc}, log)
 
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	t1 := time.Now()
 	for {
 		if err := d.Tick(ctx); err != nil {
