@@ -56,6 +56,7 @@ type Campaign struct {
 	GuestsPerInvite int        `json:"-"`
 	RSVPDeadline    *time.Time `json:"-" gorm:"column:rsvp_deadline"`
 	ICSSequence     int        `json:"-" gorm:"column:ics_sequence"`
+	SeatsTaken      int64      `json:"-"` // 1 + guests of every yes; changed only under the event's row lock
 	GiftType        string     `json:"-"`
 	FaceValueCents  int64      `json:"-"`
 	UnitCostCents   int64      `json:"-"`

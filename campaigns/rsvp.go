@@ -43,10 +43,7 @@ func (s *Store) rsvpView(tx *gorm.DB, inv *Invitation, c *Campaign) (*RSVPView, 
 	if err := tx.Model(&Customer{}).Where("id = ?", inv.CustomerID).Pluck("name", &v.Name).Error; err != nil {
 		return nil, err
 	}
-	var err error
-	if v.SeatsTaken, err = seatsTaken(tx, c.ID, 0); err != nil {
-		return nil, err
-	}
+	v.SeatsTaken = c.SeatsTaken
 	if inv.RSVP == RSVPWaitlisted && inv.WaitlistSeq != nil {
 		if err := tx.Model(&Invitation{}).Where("campaign_id = ? AND rsvp = ? AND waitlist_seq <= ?", c.ID, RSVPWaitlisted, *inv.WaitlistSeq).
 			Count(&v.Position).Error; err != nil {
@@ -54,15 +51,6 @@ func (s *Store) rsvpView(tx *gorm.DB, inv *Invitation, c *Campaign) (*RSVPView, 
 		}
 	}
 	return v, nil
-}
-
-// seatsTaken counts seats (guest + their guests) of yes answers, leaving
-// out one invitation (whose answer is changing).
-func seatsTaken(tx *gorm.DB, campaignID, except int64) (int64, error) {
-	var n int64
-	err := tx.Model(&Invitation{}).Where("campaign_id = ? AND rsvp = ? AND id <> ?", campaignID, RSVPYes, except).
-		Select("coalesce(sum(1 + guests), 0)").Scan(&n).Error
-	return n, err
 }
 
 // RSVPByToken opens the RSVP page of a link.
@@ -160,9 +148,10 @@ func (s *Store) Answer(ctx context.Context, token, answer string, guests int) (*
 		if answer == RSVPNo {
 			fields["rsvp"], fields["waitlist_seq"] = RSVPNo, nil
 		} else {
-			taken, err := seatsTaken(tx, c.ID, inv.ID)
-			if err != nil {
-				return err
+			// Seats held by the others: the event's count less this guest's.
+			taken := c.SeatsTaken
+			if wasYes {
+				taken -= int64(1 + inv.Guests)
 			}
 			ahead := int64(0)
 			if !wasYes {
@@ -179,6 +168,19 @@ func (s *Store) Answer(ctx context.Context, token, answer string, guests int) (*
 		}
 		if err := tx.Model(&Invitation{}).Where("id = ?", inv.ID).Updates(fields).Error; err != nil {
 			return err
+		}
+		seats := c.SeatsTaken
+		if wasYes {
+			seats -= int64(1 + inv.Guests)
+		}
+		if fields["rsvp"] == RSVPYes || (fields["rsvp"] == nil && wasYes) {
+			seats += int64(1 + guests)
+		}
+		if seats != c.SeatsTaken {
+			if err := tx.Model(&Campaign{}).Where("id = ?", c.ID).UpdateColumn("seats_taken", seats).Error; err != nil {
+				return err
+			}
+			c.SeatsTaken = seats
 		}
 		res.Changed = true
 		if err := s.credit(tx, &c, inv.CustomerID, TriggerRSVPAnswered, CampaignSource(c.ID), "rsvp"); err != nil {
@@ -209,9 +211,10 @@ func (s *Store) Answer(ctx context.Context, token, answer string, guests int) (*
 
 // promoteWaitlist gives freed seats to those waiting, in arrival order,
 // stopping at the first party that does not fit.
+// The caller holds the event's row lock (or has just updated the row).
 func (s *Store) promoteWaitlist(tx *gorm.DB, c *Campaign) ([]int64, error) {
-	taken, err := seatsTaken(tx, c.ID, 0)
-	if err != nil {
+	var taken int64
+	if err := tx.Model(&Campaign{}).Where("id = ?", c.ID).Pluck("seats_taken", &taken).Error; err != nil {
 		return nil, err
 	}
 	var waiting []Invitation
@@ -231,6 +234,12 @@ func (s *Store) promoteWaitlist(tx *gorm.DB, c *Campaign) ([]int64, error) {
 		taken += need
 		promoted = append(promoted, w.ID)
 	}
+	if len(promoted) > 0 {
+		if err := tx.Model(&Campaign{}).Where("id = ?", c.ID).UpdateColumn("seats_taken", taken).Error; err != nil {
+			return nil, err
+		}
+	}
+	c.SeatsTaken = taken
 	return promoted, nil
 }
 

@@ -3,6 +3,7 @@ package campaigns_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -270,4 +271,38 @@ func TestDefaultRules(t *testing.T) {
 	for _, tc := range cases {
 		require.Equal(t, tc.to, rule(tc.rule).Target(tc.from), "%s from %d", tc.rule, tc.from)
 	}
+}
+
+// The seat count kept on the event always equals the sum over its yes
+// answers, through answers, changes of mind, more guests, fewer guests,
+// waitlist promotions and a larger room.
+func TestSeatCountFollowsEveryAnswer(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		c, cl := sentEvent(t, s, 12, 8, 2)
+		sum := func() int64 {
+			var n int64
+			require.NoError(t, s.DB().Raw(`SELECT coalesce(sum(1 + guests), 0) FROM invitations WHERE campaign_id = ? AND rsvp = 'yes'`, c.ID).Scan(&n).Error)
+			return n
+		}
+		kept := func() int64 {
+			got, err := s.Campaign(ctx, c.ID)
+			require.NoError(t, err)
+			return got.SeatsTaken
+		}
+		r := rand.New(rand.NewPCG(5, 6))
+		for step := 0; step < 120; step++ {
+			i := r.IntN(len(cl))
+			answer := []string{campaigns.RSVPYes, campaigns.RSVPYes, campaigns.RSVPNo}[r.IntN(3)]
+			_, err := s.Answer(ctx, cl[i].Tokens[campaigns.TokenRSVP], answer, r.IntN(3))
+			require.NoError(t, err)
+			if step == 60 {
+				capacity := 14
+				_, err := s.UpdateEvent(ctx, c.ID, campaigns.EventChange{Capacity: &capacity})
+				require.NoError(t, err)
+			}
+			require.Equal(t, sum(), kept(), "after step %d", step)
+			require.LessOrEqual(t, kept(), int64(14))
+		}
+	})
 }
