@@ -1,0 +1,66 @@
+package campaigns_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rapport/rapport/campaigns"
+	"github.com/rapport/rapport/campaigns/campaignstest"
+)
+
+// BenchmarkResolveToken: hashing a public link's token and finding it.
+func BenchmarkResolveToken(b *testing.B) {
+	s := campaignstest.Open(b, campaignstest.SQLite)
+	ctx := context.Background()
+	c, err := s.UpsertCustomer(ctx, campaigns.CustomerInput{Name: "Bench", Email: "bench@example.com"},
+		campaigns.UpsertMeta{Actor: "bench", Source: "bench", Rule: campaigns.RuleAPI})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const plain = "k3x9q2m7w8p4r6t1v5y0z2a4c6e8g0"
+	now := time.Now()
+	if err := s.DB().Create(&campaigns.PublicToken{TokenHash: campaigns.HashSecret(plain), Kind: campaigns.TokenRSVP,
+		CustomerID: c.Customer.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}).Error; err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := s.ResolveToken(ctx, campaigns.TokenRSVP, plain); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHashSecret: the SHA-256 every token lookup starts with.
+func BenchmarkHashSecret(b *testing.B) {
+	for b.Loop() {
+		_ = campaigns.HashSecret("k3x9q2m7w8p4r6t1v5y0z2a4c6e8g0")
+	}
+}
+
+// BenchmarkAudienceSQL: a builder filter turned into SQL.
+func BenchmarkAudienceSQL(b *testing.B) {
+	s := campaignstest.Open(b, campaignstest.SQLite)
+	min, lo, hi, days := int64(500000), 2, 6, 30
+	f := campaigns.Filter{Metros: []string{"Chicago", "Evanston", "Milwaukee"}, MinSpendCents: &min, MinLevel: &lo, MaxLevel: &hi,
+		NotContactedWithinDays: &days, OwnerIDs: []int64{1, 2, 3}}
+	for b.Loop() {
+		_ = s.AudienceSQL(f)
+	}
+}
+
+// BenchmarkIncrementalROI: Welch's interval over 10,000 treated and 1,000
+// held-out guests, as the finance page computes per campaign.
+func BenchmarkIncrementalROI(b *testing.B) {
+	treated, held := make([]int64, 10000), make([]int64, 1000)
+	for i := range treated {
+		treated[i] = int64(i%37) * 1000
+	}
+	for i := range held {
+		held[i] = int64(i%41) * 800
+	}
+	for b.Loop() {
+		t, h := campaigns.SampleOf(treated), campaigns.SampleOf(held)
+		_, _, _, _ = campaigns.IncrementalROI(t, h, 500000)
+	}
+}
