@@ -102,6 +102,13 @@ func TestTheWholeJourney(t *testing.T) {
 	)
 	require.Equal(t, 50, rows, "the first page of 60")
 	shot(t, ctx, "customers")
+	var pageTwo int
+	step(t, ctx, "the next page of customers",
+		chromedp.Click(`a[rel=next]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//nav[contains(@class, "pager")]/span[contains(., "Page 2")]`, chromedp.BySearch),
+		chromedp.Evaluate(`document.querySelectorAll("table.list tbody tr").length`, &pageTwo),
+	)
+	require.Equal(t, 10, pageTwo, "the last 10 of 60")
 	step(t, ctx, "a customer's page", chromedp.Navigate(base+"/customers/1"), chromedp.WaitVisible(`.ladder`, chromedp.ByQuery))
 	shot(t, ctx, "customer")
 

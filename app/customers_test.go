@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -726,4 +727,62 @@ func TestUsersPage(t *testing.T) {
 		require.Contains(t, r.Body, `class="error" role="alert"`)
 		require.NotContains(t, r.Body, `class="secret"`)
 	})
+}
+
+// The customers page walks forwards and back by its Next and Previous
+// links, which carry a cursor, and shows each customer once.
+func TestCustomersPageNextAndPrevious(t *testing.T) {
+	t.Parallel()
+	e := setup(t, "sqlite")
+	for i := 0; i < 7; i++ {
+		e.api(http.MethodPost, "/api/v1/customers", e.tokens[campaigns.RoleCoordinator],
+			map[string]any{"name": fmt.Sprintf("Pager %d", i), "email": fmt.Sprintf("pager%d@example.com", i)})
+	}
+	c := e.signIn(campaigns.RoleRep)
+	link := regexp.MustCompile(`<a href="([^"]+)" rel="(next|prev)">`)
+	names := regexp.MustCompile(`<a href="/customers/\d+">([^<]+)</a>`)
+	rows := func(body string) []string {
+		var out []string
+		for _, m := range names.FindAllStringSubmatch(body, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	links := func(body string) map[string]string {
+		out := map[string]string{}
+		for _, m := range link.FindAllStringSubmatch(body, -1) {
+			out[m[2]] = html.UnescapeString(m[1])
+		}
+		return out
+	}
+	r := c.get("/customers?per_page=4")
+	require.Equal(t, http.StatusOK, r.Status)
+	require.NotContains(t, r.Body, "template:", "the page renders whole")
+	page1 := rows(r.Body)
+	require.Len(t, page1, 4)
+	seen := map[string]bool{}
+	for _, n := range page1 {
+		seen[n] = true
+	}
+	next := links(r.Body)["next"]
+	require.Contains(t, next, "after=")
+	total := len(page1)
+	var last string
+	for next != "" {
+		r = c.get(next)
+		require.Equal(t, http.StatusOK, r.Status)
+		for _, n := range rows(r.Body) {
+			require.False(t, seen[n], "%s shown twice", n)
+			seen[n] = true
+			total++
+		}
+		last, next = r.Body, links(r.Body)["next"]
+	}
+	require.Equal(t, 10, total, "3 from setup and 7 more, each once")
+	prev := links(last)["prev"]
+	require.Contains(t, prev, "before=")
+	r = c.get(prev)
+	require.Equal(t, http.StatusOK, r.Status)
+	require.Contains(t, r.Body, "Page 2")
+	require.Len(t, rows(r.Body), 4)
 }
