@@ -348,6 +348,8 @@ func checkAccess(t *testing.T, what string, r response, req accessRequest, who s
 		require.NotContains(t, []int{http.StatusUnauthorized, http.StatusForbidden}, r.Status,
 			"%s should be allowed: %d %s", what, r.Status, r.Body)
 		require.Less(t, r.Status, 500, "%s: %s", what, r.Body)
+		// A template that fails part-way can leave its error in the page.
+		require.NotContains(t, r.Body, "error calling", "%s renders whole", what)
 		if !req.loginRedirectOK {
 			require.False(t, r.redirectsToLogin(), "%s should be allowed, but redirects to %s", what, r.Location())
 		}
