@@ -187,7 +187,7 @@ func TestPostgresRestartMidSend(t *testing.T) {
 
 	fake := sendgridfake.New()
 	defer fake.Close()
-	fake.SetLatency(100 * time.Millisecond)
+	fake.SetLatency(250 * time.Millisecond) // about 8 s of sending, so the restart lands in it
 	bin := buildRapport(t)
 	env := sendEnv(dbURL, fake.URL, "SEND_BATCH_SIZE=25", "SEND_CONCURRENCY=2", "SEND_LEASE=4s", "SEND_TIMEOUT=2s")
 	worker := exec.Command(bin, "worker")
@@ -224,9 +224,12 @@ func TestPostgresRestartMidSend(t *testing.T) {
 
 	ver, err := os.ReadDir("/etc/postgresql")
 	require.NoError(t, err)
+	before := fake.DeliveredCount()
 	out, err := exec.Command("pg_ctlcluster", "--skip-systemctl-redirect", ver[len(ver)-1].Name(), "main", "restart").CombinedOutput()
 	require.NoError(t, err, string(out))
-	t.Logf("PostgreSQL restarted after %d deliveries", fake.DeliveredCount())
+	after := fake.DeliveredCount()
+	t.Logf("PostgreSQL restarted when %d of %d had been sent (%d by the time it was back)", before, guests, after)
+	require.Less(t, after, guests, "the restart came in the middle of the send")
 
 	require.Eventually(t, apiOK, time.Minute, 200*time.Millisecond, "the web process answers again without a restart")
 	require.Eventually(t, func() bool {

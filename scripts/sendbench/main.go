@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/mail"
 	"os"
+	"os/exec"
 	"regexp"
 	"runtime/pprof"
 	"strconv"
@@ -31,6 +32,8 @@ func main() {
 	batch := flag.Int("batch", 1000, "recipients per request")
 	conc := flag.Int("concurrency", 2, "requests in flight")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the send (not the seeding) here")
+	flag.StringVar(&workerBin, "bin", "", "send with real `rapport worker` processes of this binary instead of in this process")
+	flag.IntVar(&workers, "workers", 1, "worker processes (with -bin)")
 	flag.Parse()
 	cpuProfile = *prof
 	if err := run(*dbURL, *n, *latency, *batch, *conc); err != nil {
@@ -39,7 +42,11 @@ func main() {
 	}
 }
 
-var cpuProfile string
+var (
+	cpuProfile string
+	workerBin  string
+	workers    int
+)
 
 func run(dbURL string, n int, latency time.Duration, batch, conc int) error {
 	ctx := context.Background()
@@ -83,6 +90,9 @@ func run(dbURL string, n int, latency time.Duration, batch, conc int) error {
 	if err != nil {
 		return err
 	}
+	if workerBin != "" {
+		return sendWithWorkers(ctx, store, c, fake, dbURL, n, batch, conc)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	d := jobs.NewDispatcher(store, mailer, comp, jobs.DispatchConfig{BatchSize: batch, Concurrency: conc}, log)
 
@@ -124,11 +134,75 @@ func run(dbURL string, n int, latency time.Duration, batch, conc int) error {
 		return fmt.Errorf("expected %d recipients once each", n)
 	}
 	// Peak memory of this process (worker, fake SendGrid and seeding).
-	if st, err := os.ReadFile("/proc/self/status"); err == nil {
-		if m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(st); m != nil {
-			kb, _ := strconv.Atoi(string(m[1]))
-			fmt.Printf("peak RSS %d MB\n", kb/1024)
+	fmt.Printf("peak RSS %d MB\n", vmHWM("/proc/self/status")/1024)
+	return nil
+}
+
+// sendWithWorkers lets real worker processes send the campaign and reports
+// their speed and each one's peak memory (VmHWM), read before they stop.
+func sendWithWorkers(ctx context.Context, store *campaigns.Store, c *campaigns.Campaign, fake *sendgridfake.Server,
+	dbURL string, n, batch, conc int) error {
+	t1 := time.Now()
+	var cmds []*exec.Cmd
+	defer func() {
+		for _, cmd := range cmds {
+			_ = cmd.Process.Kill()
+			_, _ = cmd.Process.Wait()
+		}
+	}()
+	for i := 0; i < workers; i++ {
+		cmd := exec.Command(workerBin, "worker")
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "SENDGRID_API_KEY=SG.bench", "SENDGRID_BASE_URL="+fake.URL,
+			"SCHEDULER_TICK=100ms", fmt.Sprintf("SEND_BATCH_SIZE=%d", batch), fmt.Sprintf("SEND_CONCURRENCY=%d", conc),
+			"BASE_URL=https://rapport.example.com", "MAIL_POSTAL_ADDRESS=1 Main St")
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		cmds = append(cmds, cmd)
+	}
+	for {
+		cur, err := store.Campaign(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status == campaigns.StatusSent {
+			break
+		}
+		if time.Since(t1) > 10*time.Minute {
+			return fmt.Errorf("the workers did not finish in 10 minutes")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	el := time.Since(t1)
+	peak := 0
+	for _, cmd := range cmds {
+		peak = max(peak, vmHWM(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)))
+	}
+	per := fake.PerRecipient()
+	dups := 0
+	for _, k := range per {
+		if k > 1 {
+			dups++
 		}
 	}
+	fmt.Printf("sent %d invitations in %s with %d worker process(es): %.0f emails/s (freeze and start-up included); %d recipients, %d duplicates\n",
+		fake.DeliveredCount(), el.Round(time.Millisecond), workers, float64(fake.DeliveredCount())/el.Seconds(), len(per), dups)
+	fmt.Printf("worker peak RSS %d MB\n", peak/1024)
+	if len(per) != n || dups != 0 {
+		return fmt.Errorf("expected %d recipients once each", n)
+	}
 	return nil
+}
+
+// vmHWM is a process's peak resident memory in kB, from /proc.
+func vmHWM(status string) int {
+	st, err := os.ReadFile(status)
+	if err != nil {
+		return 0
+	}
+	if m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(st); m != nil {
+		kb, _ := strconv.Atoi(string(m[1]))
+		return kb
+	}
+	return 0
 }
