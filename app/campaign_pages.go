@@ -143,10 +143,7 @@ func (a *App) createCampaignForm(c *fiber.Ctx) error {
 		in.HoldoutPercent = *p
 	}
 	in.AttributionDays = num("attribution_days", f.AttributionDays)
-	loc := time.UTC
-	if l, err := time.LoadLocation(f.TimeZone); err == nil {
-		loc = l
-	}
+	loc := campaigns.Zone(f.TimeZone)
 	switch in.Kind {
 	case campaigns.KindEvent:
 		e := &campaigns.EventFields{Venue: f.Venue, Address: f.Address}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -82,10 +83,24 @@ func (c *Campaign) Filter() Filter {
 
 // Location is the campaign's time zone (UTC if it was somehow lost).
 func (c *Campaign) Location() *time.Location {
-	if loc, err := time.LoadLocation(c.TimeZone); err == nil {
-		return loc
+	return Zone(c.TimeZone)
+}
+
+// zones keeps loaded time zones: time.LoadLocation reads and parses the
+// zone file on every call, which was 9% of an RSVP request's CPU.
+var zones sync.Map // name → *time.Location
+
+// Zone is the named IANA time zone, loaded once; UTC if it is unknown.
+func Zone(name string) *time.Location {
+	if l, ok := zones.Load(name); ok {
+		return l.(*time.Location)
 	}
-	return time.UTC
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return time.UTC
+	}
+	zones.Store(name, loc)
+	return loc
 }
 
 // Standing reports whether the campaign recurs on a cron spec.

@@ -368,19 +368,23 @@ func (s *Store) SettleSent(ctx context.Context, q Queue, worker, batchID string,
 	return n, err
 }
 
-// creditInvitations applies a trigger's rules to each invitation's customer.
+// creditInvitations applies a trigger's rules to each invitation's
+// customer, a campaign at a time.
 func (s *Store) creditInvitations(tx *gorm.DB, rows []Invitation, trigger string) error {
-	camps := map[int64]*Campaign{}
+	byCampaign := map[int64][]int64{}
+	var order []int64
 	for _, r := range rows {
-		c, ok := camps[r.CampaignID]
-		if !ok {
-			c = &Campaign{}
-			if err := tx.Take(c, r.CampaignID).Error; err != nil {
-				return err
-			}
-			camps[r.CampaignID] = c
+		if _, ok := byCampaign[r.CampaignID]; !ok {
+			order = append(order, r.CampaignID)
 		}
-		if err := s.credit(tx, c, r.CustomerID, trigger, CampaignSource(c.ID), "system"); err != nil {
+		byCampaign[r.CampaignID] = append(byCampaign[r.CampaignID], r.CustomerID)
+	}
+	for _, id := range order {
+		var c Campaign
+		if err := tx.Take(&c, id).Error; err != nil {
+			return err
+		}
+		if err := s.creditMany(tx, &c, byCampaign[id], trigger, CampaignSource(c.ID), "system"); err != nil {
 			return err
 		}
 	}

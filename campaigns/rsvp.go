@@ -2,12 +2,14 @@ package campaigns
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"reflect"
+	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
-
-	"github.com/rapport/rapport/config"
 )
 
 // RSVP answers.
@@ -37,15 +39,11 @@ func (c *Campaign) RepliesCloseAt() *time.Time {
 	return c.StartsAt
 }
 
-func (s *Store) rsvpView(tx *gorm.DB, inv *Invitation, c *Campaign) (*RSVPView, error) {
-	v := &RSVPView{Invitation: *inv, Campaign: *c, ClosesAt: c.RepliesCloseAt()}
+func (s *Store) rsvpView(db *gorm.DB, inv *Invitation, c *Campaign, name string) (*RSVPView, error) {
+	v := &RSVPView{Invitation: *inv, Campaign: *c, Name: name, ClosesAt: c.RepliesCloseAt(), SeatsTaken: c.SeatsTaken}
 	v.Open = c.Status != StatusCancelled && c.Status != StatusClosed && (v.ClosesAt == nil || s.now().Before(*v.ClosesAt))
-	if err := tx.Model(&Customer{}).Where("id = ?", inv.CustomerID).Pluck("name", &v.Name).Error; err != nil {
-		return nil, err
-	}
-	v.SeatsTaken = c.SeatsTaken
 	if inv.RSVP == RSVPWaitlisted && inv.WaitlistSeq != nil {
-		if err := tx.Model(&Invitation{}).Where("campaign_id = ? AND rsvp = ? AND waitlist_seq <= ?", c.ID, RSVPWaitlisted, *inv.WaitlistSeq).
+		if err := db.Model(&Invitation{}).Where("campaign_id = ? AND rsvp = ? AND waitlist_seq <= ?", c.ID, RSVPWaitlisted, *inv.WaitlistSeq).
 			Count(&v.Position).Error; err != nil {
 			return nil, err
 		}
@@ -53,21 +51,113 @@ func (s *Store) rsvpView(tx *gorm.DB, inv *Invitation, c *Campaign) (*RSVPView, 
 	return v, nil
 }
 
+// guest is an invitation found by its RSVP link, with its event and the
+// guest's name.
+type guest struct {
+	Invitation
+	Campaign     Campaign
+	CustomerName string
+}
+
+// guestQuery reads a guest in one query, scanned straight into the
+// structs' fields: GORM's generic scan of these ~70 columns was a fifth of
+// an RSVP request's CPU. The columns come from the GORM models, so a new
+// field is read without touching this; TestGuestByTokenReadsEveryField
+// checks the result against GORM's.
+var guestQuery struct {
+	once  sync.Once
+	sql   string
+	inv   [][]int // struct field index per invitation column
+	camp  [][]int
+	fails error
+}
+
+func (s *Store) guestColumns() error {
+	q := &guestQuery
+	q.once.Do(func() {
+		cols := func(model any, alias string) ([]string, [][]int, error) {
+			st := &gorm.Statement{DB: s.db}
+			if err := st.Parse(model); err != nil {
+				return nil, nil, err
+			}
+			var sel []string
+			var idx [][]int
+			for _, f := range st.Schema.Fields {
+				if f.DBName == "" {
+					continue
+				}
+				col := alias + "." + f.DBName
+				// NULL into a plain string, number or bool would fail the scan.
+				switch f.FieldType.Kind() {
+				case reflect.String:
+					col = "COALESCE(" + col + ", '')"
+				case reflect.Int, reflect.Int16, reflect.Int32, reflect.Int64:
+					col = "COALESCE(" + col + ", 0)"
+				case reflect.Bool:
+					col = "COALESCE(" + col + ", false)"
+				}
+				sel = append(sel, col)
+				idx = append(idx, f.StructField.Index)
+			}
+			return sel, idx, nil
+		}
+		invSel, inv, err := cols(&Invitation{}, "i")
+		if err != nil {
+			q.fails = err
+			return
+		}
+		campSel, camp, err := cols(&Campaign{}, "c")
+		if err != nil {
+			q.fails = err
+			return
+		}
+		q.inv, q.camp = inv, camp
+		q.sql = "SELECT " + strings.Join(invSel, ", ") + ", " + strings.Join(campSel, ", ") + `, cu.name FROM public_tokens t
+			JOIN invitations i ON i.id = t.invitation_id JOIN campaigns c ON c.id = i.campaign_id JOIN customers cu ON cu.id = i.customer_id
+			WHERE t.token_hash = ? AND t.kind = ? AND t.expires_at > ?`
+	})
+	return q.fails
+}
+
+// guestByToken reads a link's invitation, its event and the guest's name
+// in one query: every RSVP request starts here.
+func (s *Store) guestByToken(ctx context.Context, token string) (*guest, error) {
+	nf := Errorf(ENOTFOUND, "this link is not valid; it may have been mistyped or cut short")
+	token = strings.TrimSpace(token)
+	if len(token) < 26 || len(token) > 64 {
+		return nil, nf
+	}
+	if err := s.guestColumns(); err != nil {
+		return nil, err
+	}
+	q := &guestQuery
+	var g guest
+	dest := make([]any, 0, len(q.inv)+len(q.camp)+1)
+	iv, cv := reflect.ValueOf(&g.Invitation).Elem(), reflect.ValueOf(&g.Campaign).Elem()
+	for _, ix := range q.inv {
+		dest = append(dest, iv.FieldByIndex(ix).Addr().Interface())
+	}
+	for _, ix := range q.camp {
+		dest = append(dest, cv.FieldByIndex(ix).Addr().Interface())
+	}
+	dest = append(dest, &g.CustomerName)
+	err := s.db.WithContext(ctx).Raw(q.sql, HashSecret(token), TokenRSVP, s.now()).Row().Scan(dest...)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nf
+		}
+		return nil, err
+	}
+	return &g, nil
+}
+
 // RSVPByToken opens the RSVP page of a link.
 func (s *Store) RSVPByToken(ctx context.Context, token string) (*RSVPView, error) {
-	t, err := s.ResolveToken(ctx, TokenRSVP, token)
-	if err != nil || t.InvitationID == nil {
-		return nil, Errorf(ENOTFOUND, "this link is not valid; it may have been mistyped or cut short")
-	}
-	var inv Invitation
-	if err := s.db.WithContext(ctx).Take(&inv, *t.InvitationID).Error; err != nil {
-		return nil, notFound(err, "invitation", *t.InvitationID)
-	}
-	c, err := s.Campaign(ctx, inv.CampaignID)
+	g, err := s.guestByToken(ctx, token)
 	if err != nil {
 		return nil, err
 	}
-	return s.rsvpView(s.db.WithContext(ctx), &inv, c)
+	return s.rsvpView(s.db.WithContext(ctx), &g.Invitation, &g.Campaign, g.CustomerName)
 }
 
 // AnswerResult says what an answer did.
@@ -78,16 +168,20 @@ type AnswerResult struct {
 }
 
 // Answer records a guest's yes or no with guests. Capacity counts seats
-// (the guest and their guests) and is enforced inside the transaction,
-// with the campaign row locked so concurrent answers queue: when the room
-// is full a yes joins the waitlist in arrival order; a no (or fewer
-// guests) frees seats for those waiting, first come first served. The
-// same answer twice changes nothing. An answer credits the customer by the
-// campaign's rsvp rule, once.
+// (the guest and their guests) and is enforced with the event's row
+// locked, so answers are decided one after another: when the room is full
+// a yes joins the waitlist in arrival order; a no (or fewer guests) frees
+// seats for those waiting, first come first served. The same answer twice
+// changes nothing. An answer credits the customer by the campaign's rsvp
+// rule, once.
+//
+// Answers to one event are settled in batches (settleAnswers): one
+// transaction takes the event's lock once for every answer waiting,
+// instead of each answer queueing for it until its own commit.
 func (s *Store) Answer(ctx context.Context, token, answer string, guests int) (*AnswerResult, error) {
-	t, err := s.ResolveToken(ctx, TokenRSVP, token)
-	if err != nil || t.InvitationID == nil {
-		return nil, Errorf(ENOTFOUND, "this link is not valid; it may have been mistyped or cut short")
+	g, err := s.guestByToken(ctx, token)
+	if err != nil {
+		return nil, err
 	}
 	if answer != RSVPYes && answer != RSVPNo {
 		return nil, &Error{Code: EINVALID, Message: "answer yes or no", Fields: map[string]string{"answer": "must be yes or no"}}
@@ -95,115 +189,20 @@ func (s *Store) Answer(ctx context.Context, token, answer string, guests int) (*
 	if answer == RSVPNo {
 		guests = 0
 	}
-	res := &AnswerResult{}
 	// The same answer again (a second click, a mail client's prefetch)
 	// changes nothing and takes no lock.
-	var cur Invitation
-	if err := s.db.WithContext(ctx).Take(&cur, *t.InvitationID).Error; err != nil {
-		return nil, notFound(err, "invitation", *t.InvitationID)
-	}
-	if sameAnswer(&cur, answer, guests) {
-		c, err := s.Campaign(ctx, cur.CampaignID)
-		if err != nil {
-			return nil, err
-		}
-		if guests >= 0 && guests <= c.GuestsPerInvite {
-			res.View, err = s.rsvpView(s.db.WithContext(ctx), &cur, c)
-			return res, err
+	if sameAnswer(&g.Invitation, answer, guests) {
+		if guests >= 0 && guests <= g.Campaign.GuestsPerInvite {
+			v, err := s.rsvpView(s.db.WithContext(ctx), &g.Invitation, &g.Campaign, g.CustomerName)
+			return &AnswerResult{View: v}, err
 		}
 	}
-	// Every answer to one event queues on the event's row lock until its
-	// transaction commits, so the page's figures are read after the commit,
-	// outside the lock (RSVP answers changing seats: see README, Performance).
-	var c Campaign
-	var inv Invitation
-	err = s.tx(ctx, func(tx *gorm.DB) error {
-		q := tx.Model(&Campaign{})
-		if s.dialect == config.Postgres {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-		}
-		if err := tx.Take(&inv, *t.InvitationID).Error; err != nil {
-			return notFound(err, "invitation", *t.InvitationID)
-		}
-		if err := q.Take(&c, inv.CampaignID).Error; err != nil {
-			return err
-		}
-		if err := tx.Take(&inv, *t.InvitationID).Error; err != nil { // re-read under the lock
-			return err
-		}
-		if guests < 0 || guests > c.GuestsPerInvite {
-			return &Error{Code: EINVALID, Message: "too many guests", Fields: map[string]string{
-				"guests": "you may bring up to " + itoa(int64(c.GuestsPerInvite))}}
-		}
-		closes := c.RepliesCloseAt()
-		if c.Status == StatusCancelled || c.Status == StatusClosed || (closes != nil && !s.now().Before(*closes)) {
-			return Errorf(ECONFLICT, "replies for %s are closed", c.Name)
-		}
-		if sameAnswer(&inv, answer, guests) {
-			return nil
-		}
-		now := s.now()
-		fields := map[string]any{"guests": guests, "rsvp_at": now, "updated_at": now}
-		wasYes := inv.RSVP == RSVPYes
-		if answer == RSVPNo {
-			fields["rsvp"], fields["waitlist_seq"] = RSVPNo, nil
-		} else {
-			// Seats held by the others: the event's count less this guest's.
-			taken := c.SeatsTaken
-			if wasYes {
-				taken -= int64(1 + inv.Guests)
-			}
-			ahead := int64(0)
-			if !wasYes {
-				// Those already waiting keep their turn.
-				if err := tx.Model(&Invitation{}).Where("campaign_id = ? AND rsvp = ? AND id <> ?", c.ID, RSVPWaitlisted, inv.ID).Count(&ahead).Error; err != nil {
-					return err
-				}
-			}
-			if ahead == 0 && taken+1+int64(guests) <= int64(c.Capacity) {
-				fields["rsvp"], fields["waitlist_seq"] = RSVPYes, nil
-			} else if inv.RSVP != RSVPWaitlisted {
-				fields["rsvp"], fields["waitlist_seq"] = RSVPWaitlisted, now.UnixNano()
-			}
-		}
-		if err := tx.Model(&Invitation{}).Where("id = ?", inv.ID).Updates(fields).Error; err != nil {
-			return err
-		}
-		seats := c.SeatsTaken
-		if wasYes {
-			seats -= int64(1 + inv.Guests)
-		}
-		if fields["rsvp"] == RSVPYes || (fields["rsvp"] == nil && wasYes) {
-			seats += int64(1 + guests)
-		}
-		if seats != c.SeatsTaken {
-			if err := tx.Model(&Campaign{}).Where("id = ?", c.ID).UpdateColumn("seats_taken", seats).Error; err != nil {
-				return err
-			}
-			c.SeatsTaken = seats
-		}
-		res.Changed = true
-		if err := s.credit(tx, &c, inv.CustomerID, TriggerRSVPAnswered, CampaignSource(c.ID), "rsvp"); err != nil {
-			return err
-		}
-		if wasYes || answer == RSVPNo || guests < inv.Guests {
-			if res.Promoted, err = s.promoteWaitlist(tx, &c); err != nil {
-				return err
-			}
-			if err := s.enqueueSeats(tx, c.ID, res.Promoted); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	out, err := s.submitAnswer(ctx, &answerReq{invID: g.ID, campaignID: g.CampaignID, answer: answer, guests: guests})
 	if err != nil {
 		return nil, err
 	}
-	db := s.db.WithContext(ctx)
-	if err := db.Take(&inv, inv.ID).Error; err != nil {
-		return nil, err
-	}
-	if res.View, err = s.rsvpView(db, &inv, &c); err != nil {
+	res := &AnswerResult{Changed: out.changed, Promoted: out.promoted}
+	if res.View, err = s.rsvpView(s.db.WithContext(ctx), &out.inv, &out.c, g.CustomerName); err != nil {
 		return nil, err
 	}
 	return res, nil

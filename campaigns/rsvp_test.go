@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -304,5 +305,199 @@ func TestSeatCountFollowsEveryAnswer(t *testing.T) {
 			require.Equal(t, sum(), kept(), "after step %d", step)
 			require.LessOrEqual(t, kept(), int64(14))
 		}
+	})
+}
+
+// rsvpModel is the RSVP rules written as plainly as possible, one answer
+// at a time: the oracle for answers settled in batches.
+type rsvpModel struct {
+	capacity, maxGuests int
+	seats               int
+	guests              []modelGuest
+	nextSeq             int
+}
+
+type modelGuest struct {
+	RSVP   string
+	Guests int
+	Place  int64 // rank on the waitlist, 0 if not waiting
+	seq    int
+}
+
+func (m *rsvpModel) answer(i int, answer string, n int) campaigns.AnswerOutcome {
+	g := &m.guests[i]
+	if answer == campaigns.RSVPNo {
+		n = 0
+	}
+	if n < 0 || n > m.maxGuests {
+		return campaigns.AnswerOutcome{Err: &campaigns.Error{Code: campaigns.EINVALID}}
+	}
+	if (answer == campaigns.RSVPNo && g.RSVP == campaigns.RSVPNo) ||
+		(answer == campaigns.RSVPYes && (g.RSVP == campaigns.RSVPYes || g.RSVP == campaigns.RSVPWaitlisted) && g.Guests == n) {
+		return campaigns.AnswerOutcome{}
+	}
+	wasYes, wasWaiting, old := g.RSVP == campaigns.RSVPYes, g.RSVP == campaigns.RSVPWaitlisted, g.Guests
+	if wasYes {
+		m.seats -= 1 + g.Guests
+	}
+	if answer == campaigns.RSVPNo {
+		g.RSVP = campaigns.RSVPNo
+	} else {
+		ahead := 0
+		for j, w := range m.guests {
+			if j != i && w.RSVP == campaigns.RSVPWaitlisted && !wasYes {
+				ahead++
+			}
+		}
+		if ahead == 0 && m.seats+1+n <= m.capacity {
+			g.RSVP = campaigns.RSVPYes
+		} else if !wasWaiting {
+			m.nextSeq++
+			g.RSVP, g.seq = campaigns.RSVPWaitlisted, m.nextSeq
+		}
+	}
+	g.Guests = n
+	if g.RSVP == campaigns.RSVPYes {
+		m.seats += 1 + n
+	}
+	if wasYes || answer == campaigns.RSVPNo || n < old {
+		for {
+			head := -1
+			for j, w := range m.guests {
+				if w.RSVP == campaigns.RSVPWaitlisted && (head < 0 || w.seq < m.guests[head].seq) {
+					head = j
+				}
+			}
+			if head < 0 || m.seats+1+m.guests[head].Guests > m.capacity {
+				break
+			}
+			m.guests[head].RSVP = campaigns.RSVPYes
+			m.seats += 1 + m.guests[head].Guests
+		}
+	}
+	return campaigns.AnswerOutcome{Changed: true}
+}
+
+func (m *rsvpModel) states() []modelGuest {
+	out := make([]modelGuest, len(m.guests))
+	for i, g := range m.guests {
+		out[i] = modelGuest{RSVP: g.RSVP, Guests: g.Guests}
+		if g.RSVP == campaigns.RSVPWaitlisted {
+			for _, w := range m.guests {
+				if w.RSVP == campaigns.RSVPWaitlisted && w.seq <= g.seq {
+					out[i].Place++
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Answers settled together in one transaction must end exactly where the
+// same answers decided one at a time end: the same outcome for each
+// answer, the same yes / no / waitlist and place for each guest, the same
+// seats, one credit per guest who answered.
+func TestAnswersSettledTogetherMatchOneByOne(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		const guests, capacity, n = 2, 9, 14
+		c, cl := sentEvent(t, s, n, capacity, guests)
+		m := &rsvpModel{capacity: capacity, maxGuests: guests, guests: make([]modelGuest, n)}
+		for i := range m.guests {
+			m.guests[i].RSVP = campaigns.RSVPNone
+		}
+		r := rand.New(rand.NewPCG(7, 8))
+		answered := map[int]bool{}
+		waited := 0
+		for step := 0; step < 300; {
+			size := 1 + r.IntN(30)
+			var in []campaigns.AnswerInput
+			var want []campaigns.AnswerOutcome
+			for k := 0; k < size; k++ {
+				i := r.IntN(n)
+				answer := []string{campaigns.RSVPYes, campaigns.RSVPYes, campaigns.RSVPNo}[r.IntN(3)]
+				g := r.IntN(guests + 2) // guests+1 is one too many
+				want = append(want, m.answer(i, answer, g))
+				if want[k].Changed {
+					answered[i] = true
+				}
+				in = append(in, campaigns.AnswerInput{Token: cl[i].Tokens[campaigns.TokenRSVP], Answer: answer, Guests: g})
+			}
+			got, err := s.SettleTogether(ctx, in)
+			require.NoError(t, err)
+			for k := range want {
+				require.Equal(t, want[k].Changed, got[k].Changed, "step %d answer %d changed", step, k)
+				require.Equal(t, campaigns.ErrorCode(want[k].Err), campaigns.ErrorCode(got[k].Err), "step %d answer %d error", step, k)
+			}
+			var rows []modelGuest
+			require.NoError(t, s.DB().Raw(`SELECT rsvp, guests, CASE WHEN rsvp = 'waitlisted'
+				THEN (SELECT count(*) FROM invitations w WHERE w.campaign_id = i.campaign_id AND w.rsvp = 'waitlisted' AND w.waitlist_seq <= i.waitlist_seq)
+				ELSE 0 END AS place FROM invitations i WHERE campaign_id = ? ORDER BY id`, c.ID).Scan(&rows).Error)
+			require.Equal(t, m.states(), rows, "after step %d", step)
+			got2, err := s.Campaign(ctx, c.ID)
+			require.NoError(t, err)
+			require.Equal(t, int64(m.seats), got2.SeatsTaken, "seats after step %d", step)
+			for _, g := range m.guests {
+				if g.RSVP == campaigns.RSVPWaitlisted {
+					waited++
+				}
+			}
+			step += size
+		}
+		require.Positive(t, waited, "the run never filled the room")
+		var credited int64
+		require.NoError(t, s.DB().Raw(`SELECT count(DISTINCT customer_id) FROM level_ledger WHERE rule = 'rsvp' AND source = ?`,
+			campaigns.CampaignSource(c.ID)).Scan(&credited).Error)
+		var twice int64
+		require.NoError(t, s.DB().Raw(`SELECT count(*) - count(DISTINCT customer_id) FROM level_ledger WHERE rule = 'rsvp' AND source = ?`,
+			campaigns.CampaignSource(c.ID)).Scan(&twice).Error)
+		require.Equal(t, int64(len(answered)), credited, "one credit per guest who answered")
+		require.Zero(t, twice)
+	})
+}
+
+// sameFields compares two structs field by field, times by the instant.
+func sameFields(t *testing.T, want, got any) {
+	t.Helper()
+	w, g := reflect.ValueOf(want), reflect.ValueOf(got)
+	for i := 0; i < w.NumField(); i++ {
+		name := w.Type().Field(i).Name
+		a, b := w.Field(i).Interface(), g.Field(i).Interface()
+		switch x := a.(type) {
+		case time.Time:
+			require.True(t, x.Equal(b.(time.Time)), "%s: %v, got %v", name, x, b)
+		case *time.Time:
+			y := b.(*time.Time)
+			require.Equal(t, x == nil, y == nil, "%s: %v, got %v", name, x, y)
+			if x != nil {
+				require.True(t, x.Equal(*y), "%s: %v, got %v", name, *x, *y)
+			}
+		default:
+			require.Equal(t, a, b, name)
+		}
+	}
+}
+
+// The RSVP page's one-query read (scanned by hand for speed) must read
+// every field GORM reads.
+func TestGuestByTokenReadsEveryField(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		c, cl := sentEvent(t, s, 3, 1, 1)
+		_, err := s.Answer(ctx, cl[0].Tokens[campaigns.TokenRSVP], campaigns.RSVPYes, 1) // over capacity: waitlisted
+		require.NoError(t, err)
+		inv, camp, name, err := s.GuestByToken(ctx, cl[0].Tokens[campaigns.TokenRSVP])
+		require.NoError(t, err)
+		var want campaigns.Invitation
+		require.NoError(t, s.DB().Take(&want, cl[0].ID).Error)
+		require.Equal(t, campaigns.RSVPWaitlisted, want.RSVP)
+		sameFields(t, want, inv)
+		wantC, err := s.Campaign(ctx, c.ID)
+		require.NoError(t, err)
+		require.NotNil(t, wantC.StartsAt)
+		sameFields(t, *wantC, camp)
+		require.Equal(t, cl[0].Name, name)
+		_, _, _, err = s.GuestByToken(ctx, "x"+cl[0].Tokens[campaigns.TokenRSVP][1:])
+		require.Equal(t, campaigns.ENOTFOUND, campaigns.ErrorCode(err))
 	})
 }

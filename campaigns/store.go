@@ -37,7 +37,10 @@ type Store struct {
 
 	metrosMu sync.Mutex
 	metros   []MetroCount // see Metros
+
 	metrosAt time.Time
+
+	answers answerQueues // RSVP answers waiting to be settled, per event
 }
 
 // Open connects to the database a DATABASE_URL names. It does not migrate.

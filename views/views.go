@@ -71,11 +71,7 @@ var Funcs = map[string]any{
 		if t == nil {
 			return ""
 		}
-		loc, err := time.LoadLocation(zone)
-		if err != nil {
-			loc = time.UTC
-		}
-		return t.In(loc).Format("Jan 2, 2006 3:04 PM MST")
+		return t.In(campaigns.Zone(zone)).Format("Jan 2, 2006 3:04 PM MST")
 	},
 	"pct": func(p *float64) string {
 		if p == nil {

@@ -1,0 +1,51 @@
+package campaigns
+
+import "context"
+
+// AnswerInput is one answer for SettleTogether.
+type AnswerInput struct {
+	Token, Answer string
+	Guests        int
+}
+
+// AnswerOutcome is what SettleTogether did with one answer.
+type AnswerOutcome struct {
+	Changed bool
+	Err     error
+}
+
+// SettleTogether settles answers to one event as a single batch, as the
+// settler does when they arrive together, so tests can compare batches
+// with answers decided one by one.
+func (s *Store) SettleTogether(ctx context.Context, in []AnswerInput) ([]AnswerOutcome, error) {
+	batch := make([]*answerReq, len(in))
+	for i, a := range in {
+		g, err := s.guestByToken(ctx, a.Token)
+		if err != nil {
+			return nil, err
+		}
+		guests := a.Guests
+		if a.Answer == RSVPNo {
+			guests = 0
+		}
+		batch[i] = &answerReq{invID: g.ID, campaignID: g.CampaignID, answer: a.Answer, guests: guests}
+	}
+	outs, err := s.applyAnswers(ctx, batch[0].campaignID, batch)
+	if err != nil {
+		return nil, err
+	}
+	res := make([]AnswerOutcome, len(outs))
+	for i, o := range outs {
+		res[i] = AnswerOutcome{Changed: o.changed, Err: o.err}
+	}
+	return res, nil
+}
+
+// GuestByToken is guestByToken for tests.
+func (s *Store) GuestByToken(ctx context.Context, token string) (Invitation, Campaign, string, error) {
+	g, err := s.guestByToken(ctx, token)
+	if err != nil {
+		return Invitation{}, Campaign{}, "", err
+	}
+	return g.Invitation, g.Campaign, g.CustomerName, nil
+}
