@@ -83,7 +83,7 @@ func New(d Deps) (*fiber.App, error) {
 	if d.SessionTTL == 0 {
 		d.SessionTTL = 12 * time.Hour
 	}
-	engine, err := views.Engine()
+	engine, err := views.NewEngine()
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/rapport/rapport/config"
 )
 
 // RSVP answers.
@@ -64,16 +66,16 @@ type guest struct {
 // an RSVP request's CPU. The columns come from the GORM models, so a new
 // field is read without touching this; TestGuestByTokenReadsEveryField
 // checks the result against GORM's.
-var guestQuery struct {
+type guestQuery struct {
 	once  sync.Once
-	sql   string
+	sql   string  // in the store's dialect
 	inv   [][]int // struct field index per invitation column
 	camp  [][]int
 	fails error
 }
 
 func (s *Store) guestColumns() error {
-	q := &guestQuery
+	q := &s.guestQuery
 	q.once.Do(func() {
 		cols := func(model any, alias string) ([]string, [][]int, error) {
 			st := &gorm.Statement{DB: s.db}
@@ -114,7 +116,10 @@ func (s *Store) guestColumns() error {
 		q.inv, q.camp = inv, camp
 		q.sql = "SELECT " + strings.Join(invSel, ", ") + ", " + strings.Join(campSel, ", ") + `, cu.name FROM public_tokens t
 			JOIN invitations i ON i.id = t.invitation_id JOIN campaigns c ON c.id = i.campaign_id JOIN customers cu ON cu.id = i.customer_id
-			WHERE t.token_hash = ? AND t.kind = ? AND t.expires_at > ?`
+			WHERE t.token_hash = $1 AND t.kind = $2 AND t.expires_at > $3`
+		if s.dialect != config.Postgres {
+			q.sql = strings.NewReplacer("$1", "?", "$2", "?", "$3", "?").Replace(q.sql)
+		}
 	})
 	return q.fails
 }
@@ -130,7 +135,7 @@ func (s *Store) guestByToken(ctx context.Context, token string) (*guest, error) 
 	if err := s.guestColumns(); err != nil {
 		return nil, err
 	}
-	q := &guestQuery
+	q := &s.guestQuery
 	var g guest
 	dest := make([]any, 0, len(q.inv)+len(q.camp)+1)
 	iv, cv := reflect.ValueOf(&g.Invitation).Elem(), reflect.ValueOf(&g.Campaign).Elem()
@@ -141,7 +146,9 @@ func (s *Store) guestByToken(ctx context.Context, token string) (*guest, error) 
 		dest = append(dest, cv.FieldByIndex(ix).Addr().Interface())
 	}
 	dest = append(dest, &g.CustomerName)
-	err := s.db.WithContext(ctx).Raw(q.sql, HashSecret(token), TokenRSVP, s.now()).Row().Scan(dest...)
+	// database/sql directly: GORM would rebuild this long statement's text
+	// on every call.
+	err := s.sqlDB.QueryRowContext(ctx, q.sql, HashSecret(token), TokenRSVP, s.now()).Scan(dest...)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, nf

@@ -40,7 +40,8 @@ type Store struct {
 
 	metrosAt time.Time
 
-	answers answerQueues // RSVP answers waiting to be settled, per event
+	answers    answerQueues // RSVP answers waiting to be settled, per event
+	guestQuery guestQuery   // see guestByToken
 }
 
 // Open connects to the database a DATABASE_URL names. It does not migrate.

@@ -6,12 +6,11 @@ import (
 	"embed"
 	"fmt"
 	htmltemplate "html/template"
+	"io"
 	"io/fs"
-	"net/http"
+	"strings"
 	texttemplate "text/template"
 	"time"
-
-	"github.com/gofiber/template/html/v2"
 
 	"github.com/rapport/rapport/campaigns"
 )
@@ -27,19 +26,70 @@ var Pages = []string{
 	"pages/campaigns", "pages/campaign_new", "pages/campaign", "pages/outbox", "pages/outbox_message", "pages/unsubscribe", "pages/rsvp", "pages/checkin", "pages/checkin_qr", "pages/finance", "pages/survey", "pages/followups", "pages/audit", "pages/home",
 }
 
-// Engine parses every template once.
-func Engine() (*html.Engine, error) {
-	e := html.NewFileSystem(http.FS(files), ".html")
-	e.AddFuncMap(Funcs)
-	if err := e.Load(); err != nil {
-		return nil, fmt.Errorf("parse templates: %w", err)
+// Engine renders the pages for Fiber. Each page is parsed once, together
+// with the layout, whose {{embed}} becomes a call of the page, so a render
+// takes no lock. (gofiber/template/html renders every page with a layout
+// under one mutex while it swaps the layout's embed function: at a few
+// thousand RSVP answers a second every request queued on it.)
+type Engine struct {
+	pages map[string]*htmltemplate.Template // page name → the page and every layout
+}
+
+// NewEngine parses every page and layout once; it refuses a page missing
+// from Pages, so a typo fails at boot rather than on a click.
+func NewEngine() (*Engine, error) {
+	layouts, err := fs.Glob(files, "layouts/*.html")
+	if err != nil {
+		return nil, err
+	}
+	pages, err := fs.Glob(files, "pages/*.html")
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{pages: map[string]*htmltemplate.Template{}}
+	for _, file := range pages {
+		name := strings.TrimSuffix(file, ".html")
+		src, err := fs.ReadFile(files, file)
+		if err != nil {
+			return nil, err
+		}
+		t, err := htmltemplate.New(name).Funcs(Funcs).Parse(string(src))
+		if err != nil {
+			return nil, fmt.Errorf("parse templates: %w", err)
+		}
+		for _, lf := range layouts {
+			lsrc, err := fs.ReadFile(files, lf)
+			if err != nil {
+				return nil, err
+			}
+			body := strings.Replace(string(lsrc), "{{embed}}", `{{template "`+name+`" .}}`, 1)
+			if _, err := t.New(strings.TrimSuffix(lf, ".html")).Parse(body); err != nil {
+				return nil, fmt.Errorf("parse templates: %s with %s: %w", lf, name, err)
+			}
+		}
+		e.pages[name] = t
 	}
 	for _, p := range Pages {
-		if e.Templates.Lookup(p) == nil {
+		if e.pages[p] == nil {
 			return nil, fmt.Errorf("template %s is missing from views/", p)
 		}
 	}
 	return e, nil
+}
+
+// Load is part of fiber.Views; the templates were parsed by NewEngine.
+func (e *Engine) Load() error { return nil }
+
+// Render writes a page, inside the named layout if one is given.
+func (e *Engine) Render(w io.Writer, name string, data any, layout ...string) error {
+	t := e.pages[name]
+	if t == nil {
+		return fmt.Errorf("render: template %s does not exist", name)
+	}
+	if len(layout) > 0 && layout[0] != "" {
+		return t.ExecuteTemplate(w, layout[0], data)
+	}
+	return t.Execute(w, data)
 }
 
 // Static is the folder served at /static.
