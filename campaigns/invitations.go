@@ -384,7 +384,7 @@ func (s *Store) creditInvitations(tx *gorm.DB, rows []Invitation, trigger string
 		if err := tx.Take(&c, id).Error; err != nil {
 			return err
 		}
-		if err := s.creditMany(tx, &c, byCampaign[id], trigger, CampaignSource(c.ID), "system"); err != nil {
+		if _, err := s.creditMany(tx, &c, byCampaign[id], trigger, CampaignSource(c.ID), "system"); err != nil {
 			return err
 		}
 	}

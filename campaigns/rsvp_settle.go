@@ -233,7 +233,7 @@ func (s *Store) applyAnswers(ctx context.Context, campaignID int64, batch []*ans
 		if err := flush(); err != nil {
 			return err
 		}
-		if err := s.creditMany(tx, &c, credited, TriggerRSVPAnswered, CampaignSource(c.ID), "rsvp"); err != nil {
+		if _, err := s.creditMany(tx, &c, credited, TriggerRSVPAnswered, CampaignSource(c.ID), "rsvp"); err != nil {
 			return err
 		}
 		for i, r := range batch {

@@ -501,3 +501,54 @@ func TestGuestByTokenReadsEveryField(t *testing.T) {
 		require.Equal(t, campaigns.ENOTFOUND, campaigns.ErrorCode(err))
 	})
 }
+
+// A check-in names what is wrong: the event, then the guest.
+func TestCheckInRefusals(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		c, cl := sentEvent(t, s, 2, 10, 0)
+		other, otherCl := sentEvent(t, s, 1, 10, 0)
+		code := func(err error) string { return campaigns.ErrorCode(err) }
+
+		r, err := s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{CustomerID: cl[1].CustomerID}, nil)
+		require.NoError(t, err)
+		require.True(t, r.Created)
+		cu, err := s.Customer(ctx, cl[1].CustomerID)
+		require.NoError(t, err)
+		require.Equal(t, cu.Level, r.Level, "the result carries the level after the credit")
+		require.Equal(t, cu.Name, r.Name)
+		again, err := s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{Token: cl[1].Tokens[campaigns.TokenCheckin]}, nil)
+		require.NoError(t, err)
+		require.False(t, again.Created)
+		require.True(t, r.CheckedInAt.Equal(again.CheckedInAt), "the first arrival's time stands")
+		require.Equal(t, r.Level, again.Level)
+
+		_, err = s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{CustomerID: 999999}, nil)
+		require.Equal(t, campaigns.ENOTFOUND, code(err))
+		require.Contains(t, err.Error(), "invitation of customer 999999")
+		_, err = s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{Token: otherCl[0].Tokens[campaigns.TokenCheckin]}, nil)
+		require.Equal(t, campaigns.ENOTFOUND, code(err))
+		require.Contains(t, err.Error(), "another event")
+		_, err = s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{Token: cl[0].Tokens[campaigns.TokenRSVP]}, nil)
+		require.Equal(t, campaigns.ENOTFOUND, code(err), "an RSVP link is not a check-in code")
+		_, err = s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{Token: "short"}, nil)
+		require.Equal(t, campaigns.ENOTFOUND, code(err))
+		_, err = s.CheckIn(ctx, 999999, campaigns.CheckinTarget{CustomerID: cl[0].CustomerID}, nil)
+		require.Equal(t, campaigns.ENOTFOUND, code(err))
+		require.Contains(t, err.Error(), "campaign 999999")
+
+		_, err = s.Cancel(ctx, other.ID)
+		require.NoError(t, err)
+		_, err = s.CheckIn(ctx, other.ID, campaigns.CheckinTarget{Token: otherCl[0].Tokens[campaigns.TokenCheckin]}, nil)
+		require.Equal(t, campaigns.ECONFLICT, code(err))
+		_, err = s.CheckIn(ctx, other.ID, campaigns.CheckinTarget{Token: "short"}, nil)
+		require.Equal(t, campaigns.ECONFLICT, code(err), "the event's problem comes first")
+
+		gift, err := s.CreateCampaign(ctx, campaigns.CampaignInput{Kind: campaigns.KindGift, Name: "Thanks", TimeZone: "America/Chicago",
+			Filter: campaigns.Filter{Metros: []string{"chicago"}},
+			Gift:   &campaigns.GiftFields{Type: "gift_card", FaceValueCents: 1000, UnitCostCents: 1000}}, "t")
+		require.NoError(t, err)
+		_, err = s.CheckIn(ctx, gift.ID, campaigns.CheckinTarget{CustomerID: cl[0].CustomerID}, nil)
+		require.Equal(t, campaigns.EINVALID, code(err))
+	})
+}

@@ -124,8 +124,8 @@ func (s *Store) credit(tx txDB, c *Campaign, customerID int64, trigger, source, 
 // lookup per rule, one UPDATE per resulting level and one ledger insert,
 // instead of four statements per customer. Customers are locked in id
 // order, so two batches cannot deadlock; a customer since deleted is
-// skipped.
-func (s *Store) creditMany(tx txDB, c *Campaign, customerIDs []int64, trigger, source, actor string) error {
+// skipped. It returns each customer's level afterwards.
+func (s *Store) creditMany(tx txDB, c *Campaign, customerIDs []int64, trigger, source, actor string) (map[int64]Level, error) {
 	var rules []Rule
 	for _, r := range c.PromotionRules() {
 		if r.Trigger == trigger {
@@ -133,7 +133,7 @@ func (s *Store) creditMany(tx txDB, c *Campaign, customerIDs []int64, trigger, s
 		}
 	}
 	if len(rules) == 0 || len(customerIDs) == 0 {
-		return nil
+		return nil, nil
 	}
 	ids := slices.Clone(customerIDs)
 	slices.Sort(ids)
@@ -147,7 +147,7 @@ func (s *Store) creditMany(tx txDB, c *Campaign, customerIDs []int64, trigger, s
 		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
 	}
 	if err := q.Find(&cur).Error; err != nil {
-		return err
+		return nil, err
 	}
 	from := make(map[int64]Level, len(cur))
 	level := make(map[int64]Level, len(cur))
@@ -161,7 +161,7 @@ func (s *Store) creditMany(tx txDB, c *Campaign, customerIDs []int64, trigger, s
 		var done []int64
 		if err := tx.Model(&LedgerEntry{}).Where("customer_id IN ? AND credit_key = ?", ids, key).
 			Pluck("customer_id", &done).Error; err != nil {
-			return err
+			return nil, err
 		}
 		credited := make(map[int64]bool, len(done))
 		for _, id := range done {
@@ -174,7 +174,7 @@ func (s *Store) creditMany(tx txDB, c *Campaign, customerIDs []int64, trigger, s
 			l := level[c.ID]
 			to := r.Target(l)
 			if !to.Valid() {
-				return fmt.Errorf("credit %s: level %d out of range", r.Name, to)
+				return nil, fmt.Errorf("credit %s: level %d out of range", r.Name, to)
 			}
 			if to == l {
 				continue
@@ -186,7 +186,7 @@ func (s *Store) creditMany(tx txDB, c *Campaign, customerIDs []int64, trigger, s
 		}
 	}
 	if len(entries) == 0 {
-		return nil
+		return level, nil
 	}
 	moved := map[Level][]int64{}
 	for _, c := range cur {
@@ -196,8 +196,8 @@ func (s *Store) creditMany(tx txDB, c *Campaign, customerIDs []int64, trigger, s
 	}
 	for to, ids := range moved {
 		if err := tx.Model(&Customer{}).Where("id IN ?", ids).Updates(map[string]any{"level": to, "updated_at": now}).Error; err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return insertLedger(tx, entries)
+	return level, insertLedger(tx, entries)
 }
