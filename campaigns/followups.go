@@ -201,7 +201,7 @@ func (s *Store) ClaimFollowups(ctx context.Context, campaignID int64, kind strin
 			}
 			out = append(out, cl)
 		}
-		return tx.CreateInBatches(toks, 1000).Error
+		return insertTokens(tx, toks)
 	})
 	return out, err
 }

@@ -241,7 +241,8 @@ func (s *Store) Claim(ctx context.Context, campaignID int64, o ClaimOptions) ([]
 			ID   int64
 			Name string
 		}
-		if err := tx.Model(&Customer{}).Select("id, name").Where("id IN ?", custIDs).Scan(&names).Error; err != nil {
+		inCust, custArg := idsIn(tx, "id", custIDs)
+		if err := tx.Model(&Customer{}).Select("id, name").Where(inCust, custArg).Scan(&names).Error; err != nil {
 			return err
 		}
 		nameOf := make(map[int64]string, len(names))
@@ -273,7 +274,7 @@ func (s *Store) Claim(ctx context.Context, campaignID int64, o ClaimOptions) ([]
 			}
 			out[i] = cl
 		}
-		return tx.CreateInBatches(toks, 1000).Error
+		return insertTokens(tx, toks)
 	})
 	return out, err
 }
@@ -342,8 +343,9 @@ func (s *Store) SettleSent(ctx context.Context, q Queue, worker, batchID string,
 		if delivered {
 			fields["status"], fields["delivered_at"] = InvDelivered, now
 		}
+		in, arg := idsIn(tx, "id", ids)
 		res := tx.Table(string(q)).
-			Where("id IN ? AND status = 'sending' AND lease_owner = ? AND batch_id = ? AND lease_until > ?", ids, worker, batchID, now).
+			Where(in+" AND status = 'sending' AND lease_owner = ? AND batch_id = ? AND lease_until > ?", arg, worker, batchID, now).
 			Updates(fields)
 		if res.Error != nil {
 			return res.Error
@@ -353,14 +355,14 @@ func (s *Store) SettleSent(ctx context.Context, q Queue, worker, batchID string,
 			return nil
 		}
 		if err := tx.Exec(`UPDATE customers SET last_contacted_at = ? WHERE id IN
-			(SELECT customer_id FROM `+string(q)+` WHERE batch_id = ? AND id IN ?)`, now, batchID, ids).Error; err != nil {
+			(SELECT customer_id FROM `+string(q)+` WHERE batch_id = ? AND `+in+`)`, now, batchID, arg).Error; err != nil {
 			return err
 		}
 		if !delivered || q != QueueInvitations {
 			return nil
 		}
 		var rows []Invitation
-		if err := tx.Select("id, campaign_id, customer_id").Where("id IN ? AND batch_id = ?", ids, batchID).Find(&rows).Error; err != nil {
+		if err := tx.Select("id, campaign_id, customer_id").Where(in+" AND batch_id = ?", arg, batchID).Find(&rows).Error; err != nil {
 			return err
 		}
 		return s.creditInvitations(tx, rows, TriggerDelivered)
@@ -418,8 +420,9 @@ func (s *Store) Release(ctx context.Context, q Queue, worker, batchID string, id
 // the claim, just before the send.
 func (s *Store) SuppressWithdrawn(ctx context.Context, q Queue, worker, batchID string, ids []int64) ([]int64, error) {
 	var gone []int64
+	in, arg := idsIn(s.db, "x.id", ids)
 	err := s.db.WithContext(ctx).Table(string(q)+" AS x").Joins("JOIN customers ON customers.id = x.customer_id").
-		Where("x.id IN ? AND customers.consent_state <> 'subscribed'", ids).Pluck("x.id", &gone).Error
+		Where(in+" AND customers.consent_state <> 'subscribed'", arg).Pluck("x.id", &gone).Error
 	if err != nil || len(gone) == 0 {
 		return nil, err
 	}

@@ -142,7 +142,8 @@ func (s *Store) creditMany(tx txDB, c *Campaign, customerIDs []int64, trigger, s
 		ID    int64
 		Level Level
 	}
-	q := tx.Model(&Customer{}).Select("id, level").Where("id IN ?", ids).Order("id")
+	in, arg := idsIn(tx, "id", ids)
+	q := tx.Model(&Customer{}).Select("id, level").Where(in, arg).Order("id")
 	if s.dialect == config.Postgres {
 		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
 	}
@@ -159,7 +160,8 @@ func (s *Store) creditMany(tx txDB, c *Campaign, customerIDs []int64, trigger, s
 	for _, r := range rules {
 		key := r.Name + "|" + source
 		var done []int64
-		if err := tx.Model(&LedgerEntry{}).Where("customer_id IN ? AND credit_key = ?", ids, key).
+		inCust, custArg := idsIn(tx, "customer_id", ids)
+		if err := tx.Model(&LedgerEntry{}).Where(inCust+" AND credit_key = ?", custArg, key).
 			Pluck("customer_id", &done).Error; err != nil {
 			return nil, err
 		}
@@ -195,7 +197,8 @@ func (s *Store) creditMany(tx txDB, c *Campaign, customerIDs []int64, trigger, s
 		}
 	}
 	for to, ids := range moved {
-		if err := tx.Model(&Customer{}).Where("id IN ?", ids).Updates(map[string]any{"level": to, "updated_at": now}).Error; err != nil {
+		in, arg := idsIn(tx, "id", ids)
+		if err := tx.Model(&Customer{}).Where(in, arg).Updates(map[string]any{"level": to, "updated_at": now}).Error; err != nil {
 			return nil, err
 		}
 	}
