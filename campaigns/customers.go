@@ -12,8 +12,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
+
+	"github.com/rapport/rapport/config"
 )
 
 // ConsentState says whether a customer may be emailed.
@@ -496,8 +499,14 @@ func (s *Store) ListCustomers(ctx context.Context, q CustomerQuery) (CustomerPag
 		base = base.Where("consent_state = ?", q.Consent)
 	}
 	if t := strings.ToLower(strings.TrimSpace(q.Q)); t != "" {
-		like := "%" + escapeLike(t) + "%"
-		base = base.Where("(lower(name) LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\' OR lower(company) LIKE ? ESCAPE '\\')", like, like, like)
+		if s.dialect == config.SQLite && utf8.RuneCountInString(t) >= 3 {
+			// The trigram index (migration 00008) finds the same substrings
+			// in any of the three columns, case-insensitively.
+			base = base.Where("id IN (SELECT rowid FROM customers_search WHERE customers_search MATCH ?)", `"`+strings.ReplaceAll(t, `"`, `""`)+`"`)
+		} else {
+			like := "%" + escapeLike(t) + "%"
+			base = base.Where("(lower(name) LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\' OR lower(company) LIKE ? ESCAPE '\\')", like, like, like)
+		}
 	}
 	page := CustomerPage{Page: q.Page, PerPage: q.PerPage}
 	total, err := s.countCustomers(base, q.After != "" || q.Before != "")

@@ -262,3 +262,37 @@ func TestAudienceUsesAnIndexOnPostgres(t *testing.T) {
 	require.Contains(t, text, "Index")
 	require.NotContains(t, text, "Seq Scan on customers")
 }
+
+// The search finds customers as they are now: after a rename (by the API
+// and by an import) and not after they are gone.
+func TestSearchFollowsChanges(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		meta := campaigns.UpsertMeta{Actor: "t", Source: "t", Rule: campaigns.RuleAPI}
+		names := func(q string) []string {
+			page, err := s.ListCustomers(ctx, campaigns.CustomerQuery{Q: q})
+			require.NoError(t, err)
+			var out []string
+			for _, c := range page.Items {
+				out = append(out, c.Name)
+			}
+			return out
+		}
+		_, err := s.UpsertCustomer(ctx, campaigns.CustomerInput{Name: "Quentin Quarrell", Email: "qq@example.com", Company: ptr("Quokka Ltd")}, meta)
+		require.NoError(t, err)
+		require.Equal(t, []string{"Quentin Quarrell"}, names("QUARR"))
+		require.Equal(t, []string{"Quentin Quarrell"}, names("okka l"), "company, across a space")
+		require.Equal(t, []string{"Quentin Quarrell"}, names("qq@exa"), "email")
+		_, err = s.UpsertCustomer(ctx, campaigns.CustomerInput{Name: "Quentin Zephyr", Email: "qq@example.com"}, meta)
+		require.NoError(t, err)
+		require.Empty(t, names("quarrell"), "the old name is gone")
+		require.Equal(t, []string{"Quentin Zephyr"}, names("zephyr"))
+		_, err = s.ImportCustomers(ctx, strings.NewReader("name,email\nQuentin Xanadu,qq@example.com\n"), campaigns.ImportOptions{Actor: "t"})
+		require.NoError(t, err)
+		require.Empty(t, names("zephyr"))
+		require.Equal(t, []string{"Quentin Xanadu"}, names("xanadu"))
+		require.Empty(t, names(`"xan`), "a quote is only a character")
+		require.NoError(t, s.DB().Exec("DELETE FROM customers WHERE email = 'qq@example.com'").Error)
+		require.Empty(t, names("xanadu"))
+	})
+}
