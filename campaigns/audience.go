@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"gorm.io/gorm"
 )
 
@@ -106,15 +107,23 @@ func (s *Store) PreviewAudience(ctx context.Context, f Filter, sample int) (Audi
 	}
 	now := s.now()
 	p := AudiencePreview{Sample: []Customer{}}
-	if err := f.apply(s.db.WithContext(ctx).Model(&Customer{}), now).Count(&p.Count).Error; err != nil {
-		return p, err
+	// The count and the sample are independent reads: on two connections
+	// at once the preview waits for the slower one, not for both.
+	var g errgroup.Group
+	g.Go(func() error {
+		return f.apply(s.db.WithContext(ctx).Model(&Customer{}), now).Count(&p.Count).Error
+	})
+	g.Go(func() error {
+		return f.apply(s.db.WithContext(ctx).Model(&Customer{}), now).
+			Order("annual_spend_cents DESC, id").Limit(sample).Find(&p.Sample).Error
+	})
+	if err := g.Wait(); err != nil {
+		return AudiencePreview{Sample: []Customer{}}, err
 	}
-	if p.Count == 0 {
-		return p, nil
+	if p.Sample == nil {
+		p.Sample = []Customer{}
 	}
-	err := f.apply(s.db.WithContext(ctx).Model(&Customer{}), now).
-		Order("annual_spend_cents DESC, id").Limit(sample).Find(&p.Sample).Error
-	return p, err
+	return p, nil
 }
 
 // AudienceSQL returns the SQL of the audience count, for EXPLAIN in tests
