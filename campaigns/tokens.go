@@ -4,10 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base32"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"time"
+
+	"github.com/rapport/rapport/config"
 )
 
 // APIToken lets a script call /api/v1 with one role. Only its SHA-256 is
@@ -70,11 +74,20 @@ func (s *Store) TokenBySecret(ctx context.Context, plain string) (*APIToken, err
 	if !strings.HasPrefix(plain, tokenPrefix) || len(plain) > 100 {
 		return nil, bad
 	}
+	// Every API call starts here, so database/sql reads the row straight
+	// into the struct (GORM's generic scan was a fifth of a check-in's CPU).
+	q := `SELECT id, name, role, token_hash, prefix, created_by, created_at, last_used_at, revoked_at
+		FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL`
+	if s.dialect != config.Postgres {
+		q = strings.Replace(q, "$1", "?", 1)
+	}
 	var t APIToken
-	if err := s.db.WithContext(ctx).Where("token_hash = ? AND revoked_at IS NULL", HashSecret(plain)).Take(&t).Error; err != nil {
-		if ErrorCode(notFound(err, "", "")) == ENOTFOUND {
-			return nil, bad
-		}
+	err := s.sqlDB.QueryRowContext(ctx, q, HashSecret(plain)).Scan(&t.ID, &t.Name, &t.Role, &t.TokenHash, &t.Prefix,
+		&t.CreatedBy, &t.CreatedAt, &t.LastUsedAt, &t.RevokedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, bad
+	}
+	if err != nil {
 		return nil, err
 	}
 	// Note use at most once a minute: a busy script should not write per call.
