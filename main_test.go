@@ -124,7 +124,7 @@ func TestServeAndWorkerStopCleanly(t *testing.T) {
 		var err error
 		resp, err = http.Get("http://" + addr + "/healthz")
 		return err == nil
-	}, 15*time.Second, 50*time.Millisecond, "serve did not come up: %s", errb.String())
+	}, 60*time.Second, 50*time.Millisecond, "serve did not come up: %s", errb.String()) // --demo seeds first: 13 s under -race on a busy CI machine
 	require.Equal(t, 200, resp.StatusCode)
 	resp.Body.Close()
 	cancel()
