@@ -2,6 +2,7 @@ package campaigns
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -90,9 +91,7 @@ func (s *Store) settleAnswers(ctx context.Context, campaignID int64) {
 			q.queued[campaignID] = nil
 		}
 		q.mu.Unlock()
-		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		outs, err := s.applyAnswers(tctx, campaignID, batch)
-		cancel()
+		outs, err := s.applyBatch(ctx, campaignID, batch)
 		for i, r := range batch {
 			if err != nil {
 				r.done <- answerOut{err: err}
@@ -101,6 +100,20 @@ func (s *Store) settleAnswers(ctx context.Context, campaignID int64) {
 			}
 		}
 	}
+}
+
+// applyBatch runs applyAnswers with a deadline, and turns a panic into
+// the batch's error: the settler must go on, or the event's later answers
+// would wait for it forever.
+func (s *Store) applyBatch(ctx context.Context, campaignID int64, batch []*answerReq) (outs []answerOut, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			outs, err = nil, fmt.Errorf("settling RSVP answers for campaign %d: %v", campaignID, p)
+		}
+	}()
+	return s.applyAnswers(ctx, campaignID, batch)
 }
 
 // applyAnswers decides a batch of answers to one event in order, in one
