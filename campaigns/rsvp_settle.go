@@ -20,7 +20,8 @@ import (
 // every answer waiting, decides them in arrival order under one lock and
 // commits once: group commit, in the application. Capacity, the waitlist's
 // order, idempotency and the once-only credit are the same as deciding
-// them one by one (rsvp_test.go checks the seat count against a replay).
+// them one by one (TestAnswersSettledTogetherMatchOneByOne checks batches
+// against a plain model of the rules).
 
 // maxAnswerBatch bounds one settling transaction.
 const maxAnswerBatch = 500
