@@ -102,12 +102,6 @@ func repEmail(rep *User) string {
 // from it, and a first arrival is one conditional UPDATE and its credit.
 // (Ten statements in one transaction made 566 check-ins a second.)
 func (s *Store) checkInInvitee(ctx context.Context, campaignID int64, t CheckinTarget, rep *User) (*CheckinResult, error) {
-	arg := func(n int) string { // numbered: the arguments are not in the text's order
-		if s.dialect == config.Postgres {
-			return "$" + itoa(int64(n))
-		}
-		return "?" + itoa(int64(n))
-	}
 	q := `SELECT c.kind, c.status, COALESCE(c.rules, ''), i.id, i.campaign_id, i.customer_id, i.attended, i.checked_in_at, i.walk_in, cu.name, cu.level
 		FROM campaigns c `
 	args := []any{campaignID}
@@ -115,14 +109,14 @@ func (s *Store) checkInInvitee(ctx context.Context, campaignID int64, t CheckinT
 		if len(tok) < 26 || len(tok) > 64 {
 			return nil, s.checkinCampaignOr(ctx, campaignID, Errorf(ENOTFOUND, "this link is not valid; it may have been mistyped or cut short"))
 		}
-		q += `LEFT JOIN public_tokens t ON t.token_hash = ` + arg(2) + ` AND t.kind = ` + arg(3) + ` AND t.expires_at > ` + arg(4) + `
+		q += `LEFT JOIN public_tokens t ON t.token_hash = $2 AND t.kind = $3 AND t.expires_at > $4
 			LEFT JOIN invitations i ON i.id = t.invitation_id `
 		args = append(args, HashSecret(tok), TokenCheckin, s.now())
 	} else {
-		q += `LEFT JOIN invitations i ON i.campaign_id = c.id AND i.customer_id = ` + arg(2) + ` `
+		q += `LEFT JOIN invitations i ON i.campaign_id = c.id AND i.customer_id = $2 `
 		args = append(args, t.CustomerID)
 	}
-	q += `LEFT JOIN customers cu ON cu.id = i.customer_id WHERE c.id = ` + arg(1)
+	q += `LEFT JOIN customers cu ON cu.id = i.customer_id WHERE c.id = $1` // numbered: the arguments are not in the text's order
 	var (
 		c                        Campaign
 		invID, invCampaign, cust sql.NullInt64
@@ -131,7 +125,7 @@ func (s *Store) checkInInvitee(ctx context.Context, campaignID int64, t CheckinT
 		name                     sql.NullString
 		level                    sql.NullInt16
 	)
-	err := s.sqlDB.QueryRowContext(ctx, q, args...).Scan(&c.Kind, &c.Status, &c.Rules, &invID, &invCampaign, &cust,
+	err := s.sqlDB.QueryRowContext(ctx, s.rebind(q), args...).Scan(&c.Kind, &c.Status, &c.Rules, &invID, &invCampaign, &cust,
 		&attended, &checkedIn, &walkIn, &name, &level)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, Errorf(ENOTFOUND, "campaign %d not found", campaignID)

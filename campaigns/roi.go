@@ -197,19 +197,12 @@ func (s *Store) roiOf(ctx context.Context, cs []Campaign) ([]ROI, error) {
 	if s.dialect == config.Postgres {
 		chunkSize = 10000
 	}
-	var chunks [][]roiWindow
 	for start := 0; start < len(ws); start += chunkSize {
-		chunks = append(chunks, ws[start:min(start+chunkSize, len(ws))])
-	}
-	groups := make([][]revenueGroup, len(chunks))
-	refs := make([][]referredRevenue, len(chunks))
-	for i, chunk := range chunks {
-		if groups[i], refs[i], err = s.windowRevenue(ctx, chunk); err != nil {
+		groups, refs, err := s.windowRevenue(ctx, ws[start:min(start+chunkSize, len(ws))])
+		if err != nil {
 			return nil, err
 		}
-	}
-	for i := range chunks {
-		for _, g := range groups[i] {
+		for _, g := range groups {
 			r := &out[idx[g.CampaignID]]
 			st := groupStats{N: g.N, Sum: g.Sum, SumSq: g.SumSq}
 			if g.Holdout {
@@ -220,7 +213,7 @@ func (s *Store) roiOf(ctx context.Context, cs []Campaign) ([]ROI, error) {
 				r.RevenueCents += int64(g.Sum)
 			}
 		}
-		for _, x := range refs[i] {
+		for _, x := range refs {
 			r := &out[idx[x.CampaignID]]
 			r.ReferredRevenueCents = x.Cents
 			r.RevenueCents += x.Cents

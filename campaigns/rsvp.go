@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-
-	"github.com/rapport/rapport/config"
 )
 
 // RSVP answers.
@@ -117,9 +115,7 @@ func (s *Store) guestColumns() error {
 		q.sql = "SELECT " + strings.Join(invSel, ", ") + ", " + strings.Join(campSel, ", ") + `, cu.name FROM public_tokens t
 			JOIN invitations i ON i.id = t.invitation_id JOIN campaigns c ON c.id = i.campaign_id JOIN customers cu ON cu.id = i.customer_id
 			WHERE t.token_hash = $1 AND t.kind = $2 AND t.expires_at > $3`
-		if s.dialect != config.Postgres {
-			q.sql = strings.NewReplacer("$1", "?", "$2", "?", "$3", "?").Replace(q.sql)
-		}
+		q.sql = s.rebind(q.sql)
 	})
 	return q.fails
 }

@@ -106,21 +106,12 @@ func (c *Campaign) PromotionRules() []Rule {
 // credit applies every rule of the campaign with this trigger to a
 // customer, once per (rule, source), in the caller's transaction.
 func (s *Store) credit(tx txDB, c *Campaign, customerID int64, trigger, source, actor string) error {
-	for _, r := range c.PromotionRules() {
-		if r.Trigger != trigger {
-			continue
-		}
-		r := r
-		if _, err := s.applyLevelChange(tx, LevelChange{CustomerID: customerID, Rule: r.Name, Source: source,
-			Actor: actor, Once: true, Target: r.Target}); err != nil {
-			return fmt.Errorf("credit %s: %w", r.Name, err)
-		}
-	}
-	return nil
+	_, err := s.creditMany(tx, c, []int64{customerID}, trigger, source, actor)
+	return err
 }
 
-// creditMany is credit for many customers at once, for batches (RSVP
-// answers, deliveries): one locking read of their levels, one ledger
+// creditMany is credit for many customers at once (RSVP answers,
+// deliveries come in batches): one locking read of their levels, one ledger
 // lookup per rule, one UPDATE per resulting level and one ledger insert,
 // instead of four statements per customer. Customers are locked in id
 // order, so two batches cannot deadlock; a customer since deleted is

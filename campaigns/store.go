@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -170,6 +171,18 @@ func (s *Store) PendingMigrations(ctx context.Context) (int, error) {
 // tx runs fn in a transaction bound to ctx.
 func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return s.db.WithContext(ctx).Transaction(fn)
+}
+
+// dollarArg is a PostgreSQL placeholder: $1, $2, …
+var dollarArg = regexp.MustCompile(`\$(\d+)`)
+
+// rebind turns a hand-written query's $n placeholders into SQLite's ?n,
+// for the few hot reads that go through database/sql instead of GORM.
+func (s *Store) rebind(q string) string {
+	if s.dialect == config.Postgres {
+		return q
+	}
+	return dollarArg.ReplaceAllString(q, "?$1")
 }
 
 // notFound maps gorm's not-found to the domain's.

@@ -10,8 +10,6 @@ import (
 	"errors"
 	"strings"
 	"time"
-
-	"github.com/rapport/rapport/config"
 )
 
 // APIToken lets a script call /api/v1 with one role. Only its SHA-256 is
@@ -76,11 +74,8 @@ func (s *Store) TokenBySecret(ctx context.Context, plain string) (*APIToken, err
 	}
 	// Every API call starts here, so database/sql reads the row straight
 	// into the struct (GORM's generic scan was a fifth of a check-in's CPU).
-	q := `SELECT id, name, role, token_hash, prefix, created_by, created_at, last_used_at, revoked_at
-		FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL`
-	if s.dialect != config.Postgres {
-		q = strings.Replace(q, "$1", "?", 1)
-	}
+	q := s.rebind(`SELECT id, name, role, token_hash, prefix, created_by, created_at, last_used_at, revoked_at
+		FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL`)
 	var t APIToken
 	err := s.sqlDB.QueryRowContext(ctx, q, HashSecret(plain)).Scan(&t.ID, &t.Name, &t.Role, &t.TokenHash, &t.Prefix,
 		&t.CreatedBy, &t.CreatedAt, &t.LastUsedAt, &t.RevokedAt)
