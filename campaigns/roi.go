@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/rapport/rapport/config"
 )
 
@@ -190,19 +192,35 @@ func (s *Store) roiOf(ctx context.Context, cs []Campaign) ([]ROI, error) {
 		idx[c.ID] = i
 		ids = append(ids, c.ID)
 	}
-	// Revenue per window, in chunks under the databases' parameter limits.
-	// (Two halves queried at once on two connections took as long as one
-	// query: the work is per-guest lookups into the purchases index.)
-	chunkSize := 500
+	// Revenue (the bulk of the work: one purchases-index lookup per guest)
+	// and the counts are independent. On PostgreSQL they run at once on
+	// separate connections, the revenue in two halves. Chunks also keep
+	// each query under the databases' parameter limits.
+	chunkSize, g := 500, new(errgroup.Group)
+	g.SetLimit(1)
 	if s.dialect == config.Postgres {
-		chunkSize = 10000
+		chunkSize = min(10000, max(50, (len(ws)+1)/2))
+		g.SetLimit(-1)
 	}
+	type revenue struct {
+		groups []revenueGroup
+		refs   []referredRevenue
+	}
+	var revs []*revenue
 	for start := 0; start < len(ws); start += chunkSize {
-		groups, refs, err := s.windowRevenue(ctx, ws[start:min(start+chunkSize, len(ws))])
-		if err != nil {
-			return nil, err
-		}
-		for _, g := range groups {
+		part, rv := ws[start:min(start+chunkSize, len(ws))], &revenue{}
+		revs = append(revs, rv)
+		g.Go(func() (err error) {
+			rv.groups, rv.refs, err = s.windowRevenue(ctx, part)
+			return err
+		})
+	}
+	g.Go(func() error { return s.roiCounts(ctx, ids, ws, idx, out) })
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, rv := range revs {
+		for _, g := range rv.groups {
 			r := &out[idx[g.CampaignID]]
 			st := groupStats{N: g.N, Sum: g.Sum, SumSq: g.SumSq}
 			if g.Holdout {
@@ -213,105 +231,12 @@ func (s *Store) roiOf(ctx context.Context, cs []Campaign) ([]ROI, error) {
 				r.RevenueCents += int64(g.Sum)
 			}
 		}
-		for _, x := range refs {
+		for _, x := range rv.refs {
 			r := &out[idx[x.CampaignID]]
 			r.ReferredRevenueCents = x.Cents
 			r.RevenueCents += x.Cents
 		}
 	}
-	db := s.db.WithContext(ctx)
-
-	// Treated counts (attendees or gifts), costs, promotions, referrals, NPS.
-	for start := 0; start < len(ids); start += 1000 {
-		chunk := ids[start:min(start+1000, len(ids))]
-		var att []struct {
-			CampaignID int64
-			Attended   int64
-			Delivered  int64
-			Sent       int64
-		}
-		if err := db.Model(&Invitation{}).Select(`campaign_id,
-			coalesce(sum(CASE WHEN attended AND NOT holdout THEN 1 ELSE 0 END), 0) AS attended,
-			coalesce(sum(CASE WHEN status = 'delivered' AND NOT holdout THEN 1 ELSE 0 END), 0) AS delivered,
-			coalesce(sum(CASE WHEN status IN ('sent', 'delivered') AND NOT holdout THEN 1 ELSE 0 END), 0) AS sent`).
-			Where("campaign_id IN ?", chunk).Group("campaign_id").Scan(&att).Error; err != nil {
-			return nil, err
-		}
-		for _, a := range att {
-			i := idx[a.CampaignID]
-			switch ws[i].basis {
-			case "attended":
-				out[i].Attendees = a.Attended
-			case "delivered":
-				out[i].Gifts = a.Delivered
-			case "sent":
-				out[i].Gifts = a.Sent
-			}
-		}
-		var lines []CostLine
-		if err := db.Where("campaign_id IN ? AND deleted_at IS NULL", chunk).Find(&lines).Error; err != nil {
-			return nil, err
-		}
-		for _, l := range lines {
-			r := &out[idx[l.CampaignID]]
-			switch l.Per {
-			case "fixed":
-				r.CostCents += l.AmountCents
-			case "attendee":
-				r.CostCents += l.AmountCents * r.Attendees
-			case "gift":
-				r.CostCents += l.AmountCents * r.Gifts
-			}
-		}
-		sources := make([]string, len(chunk))
-		for i, id := range chunk {
-			sources[i] = CampaignSource(id)
-		}
-		var promo []struct {
-			Source string
-			N      int64
-		}
-		if err := db.Model(&LedgerEntry{}).Select("source, count(DISTINCT customer_id) AS n").
-			Where("source IN ?", sources).Group("source").Scan(&promo).Error; err != nil {
-			return nil, err
-		}
-		for _, p := range promo {
-			var id int64
-			if _, err := fmt.Sscanf(p.Source, "campaign:%d", &id); err == nil {
-				out[idx[id]].Promotions = p.N
-			}
-		}
-		var refn []struct {
-			CampaignID int64
-			N          int64
-		}
-		if err := db.Table("referrals").Select("campaign_id, count(*) AS n").Where("campaign_id IN ?", chunk).
-			Group("campaign_id").Scan(&refn).Error; err != nil {
-			return nil, err
-		}
-		for _, r := range refn {
-			out[idx[r.CampaignID]].Referrals = r.N
-		}
-		var scores []struct {
-			CampaignID int64
-			Score      int
-		}
-		if err := db.Model(&Invitation{}).Select("campaign_id, nps_score AS score").
-			Where("campaign_id IN ? AND nps_score IS NOT NULL", chunk).Scan(&scores).Error; err != nil {
-			return nil, err
-		}
-		byCampaign := map[int64][]int{}
-		for _, x := range scores {
-			byCampaign[x.CampaignID] = append(byCampaign[x.CampaignID], x.Score)
-		}
-		for id, sc := range byCampaign {
-			r := &out[idx[id]]
-			if v, ok := NPS(sc); ok {
-				r.NPS, r.NPSAnswers = fptr(v), len(sc)
-			}
-		}
-	}
-
 	for i := range out {
 		r := &out[i]
 		c := ws[i].c
@@ -340,6 +265,102 @@ func (s *Store) roiOf(ctx context.Context, cs []Campaign) ([]ROI, error) {
 		r.CostPerReferralCents = per(r.CostCents, r.Referrals)
 	}
 	return out, nil
+}
+
+// roiCounts fills in each campaign's treated count (attendees or gifts),
+// costs, promotions, referrals and NPS.
+func (s *Store) roiCounts(ctx context.Context, ids []int64, ws []roiWindow, idx map[int64]int, out []ROI) error {
+	db := s.db.WithContext(ctx)
+	for start := 0; start < len(ids); start += 1000 {
+		chunk := ids[start:min(start+1000, len(ids))]
+		var att []struct {
+			CampaignID int64
+			Attended   int64
+			Delivered  int64
+			Sent       int64
+		}
+		if err := db.Model(&Invitation{}).Select(`campaign_id,
+			coalesce(sum(CASE WHEN attended AND NOT holdout THEN 1 ELSE 0 END), 0) AS attended,
+			coalesce(sum(CASE WHEN status = 'delivered' AND NOT holdout THEN 1 ELSE 0 END), 0) AS delivered,
+			coalesce(sum(CASE WHEN status IN ('sent', 'delivered') AND NOT holdout THEN 1 ELSE 0 END), 0) AS sent`).
+			Where("campaign_id IN ?", chunk).Group("campaign_id").Scan(&att).Error; err != nil {
+			return err
+		}
+		for _, a := range att {
+			i := idx[a.CampaignID]
+			switch ws[i].basis {
+			case "attended":
+				out[i].Attendees = a.Attended
+			case "delivered":
+				out[i].Gifts = a.Delivered
+			case "sent":
+				out[i].Gifts = a.Sent
+			}
+		}
+		var lines []CostLine
+		if err := db.Where("campaign_id IN ? AND deleted_at IS NULL", chunk).Find(&lines).Error; err != nil {
+			return err
+		}
+		for _, l := range lines {
+			r := &out[idx[l.CampaignID]]
+			switch l.Per {
+			case "fixed":
+				r.CostCents += l.AmountCents
+			case "attendee":
+				r.CostCents += l.AmountCents * r.Attendees
+			case "gift":
+				r.CostCents += l.AmountCents * r.Gifts
+			}
+		}
+		sources := make([]string, len(chunk))
+		for i, id := range chunk {
+			sources[i] = CampaignSource(id)
+		}
+		var promo []struct {
+			Source string
+			N      int64
+		}
+		if err := db.Model(&LedgerEntry{}).Select("source, count(DISTINCT customer_id) AS n").
+			Where("source IN ?", sources).Group("source").Scan(&promo).Error; err != nil {
+			return err
+		}
+		for _, p := range promo {
+			var id int64
+			if _, err := fmt.Sscanf(p.Source, "campaign:%d", &id); err == nil {
+				out[idx[id]].Promotions = p.N
+			}
+		}
+		var refn []struct {
+			CampaignID int64
+			N          int64
+		}
+		if err := db.Table("referrals").Select("campaign_id, count(*) AS n").Where("campaign_id IN ?", chunk).
+			Group("campaign_id").Scan(&refn).Error; err != nil {
+			return err
+		}
+		for _, r := range refn {
+			out[idx[r.CampaignID]].Referrals = r.N
+		}
+		var scores []struct {
+			CampaignID int64
+			Score      int
+		}
+		if err := db.Model(&Invitation{}).Select("campaign_id, nps_score AS score").
+			Where("campaign_id IN ? AND nps_score IS NOT NULL", chunk).Scan(&scores).Error; err != nil {
+			return err
+		}
+		byCampaign := map[int64][]int{}
+		for _, x := range scores {
+			byCampaign[x.CampaignID] = append(byCampaign[x.CampaignID], x.Score)
+		}
+		for id, sc := range byCampaign {
+			r := &out[idx[id]]
+			if v, ok := NPS(sc); ok {
+				r.NPS, r.NPSAnswers = fptr(v), len(sc)
+			}
+		}
+	}
+	return nil
 }
 
 // revenueGroup is the purchases in a window of one group (treated or
@@ -374,6 +395,11 @@ func (s *Store) windowRevenue(ctx context.Context, ws []roiWindow) ([]revenueGro
 		if err := tx.Exec("SET LOCAL work_mem = '64MB'").Error; err != nil {
 			return nil, nil, err
 		}
+		// The per-guest lookups cost more than JIT's threshold, which then
+		// spent 20 ms compiling a query that runs in a few hundred.
+		if err := tx.Exec("SET LOCAL jit = off").Error; err != nil {
+			return nil, nil, err
+		}
 		db = tx
 	}
 	// The windows go in as VALUES rows (the planner then knows how many
@@ -398,11 +424,24 @@ func (s *Store) windowRevenue(ctx context.Context, ws []roiWindow) ([]revenueGro
 	treated := "((w.basis = 'attended' AND i.attended) OR (w.basis = 'delivered' AND i.status = 'delivered') OR " +
 		"(w.basis = 'sent' AND i.status IN ('sent', 'delivered')))"
 	var groups []revenueGroup
-	q := cte + `, rev AS (SELECT i.campaign_id, i.holdout, i.id, coalesce(sum(p.amount_cents), 0) AS cents
+	// Each guest's purchases in the window, then the groups' sums.
+	rev := `SELECT i.campaign_id, i.holdout, i.id, coalesce(sum(p.amount_cents), 0) AS cents
 		FROM invitations i JOIN w ON w.campaign_id = i.campaign_id
 		LEFT JOIN purchases p ON p.customer_id = i.customer_id AND p.purchased_at >= w.wfrom AND p.purchased_at < w.wto
 		WHERE i.holdout OR (NOT i.holdout AND ` + treated + `)
-		GROUP BY i.campaign_id, i.holdout, i.id)
+		GROUP BY i.campaign_id, i.holdout, i.id`
+	if s.dialect == config.Postgres {
+		// A LATERAL sum per guest puts the window into the purchases index
+		// condition and skips regrouping every purchase by guest (1,000
+		// campaigns × 1M purchases: 700-870 → 350-410 ms for this query).
+		// SQLite has no LATERAL.
+		rev = `SELECT i.campaign_id, i.holdout, coalesce(p.cents, 0) AS cents
+		FROM invitations i JOIN w ON w.campaign_id = i.campaign_id
+		LEFT JOIN LATERAL (SELECT sum(p.amount_cents) AS cents FROM purchases p
+			WHERE p.customer_id = i.customer_id AND p.purchased_at >= w.wfrom AND p.purchased_at < w.wto) p ON true
+		WHERE i.holdout OR (NOT i.holdout AND ` + treated + `)`
+	}
+	q := cte + `, rev AS (` + rev + `)
 		SELECT campaign_id, holdout, count(*) AS n, sum(cents) AS sum, sum(cents * cents) AS sum_sq FROM rev GROUP BY campaign_id, holdout`
 	if err := db.Raw(q, args...).Scan(&groups).Error; err != nil {
 		return nil, nil, err

@@ -157,3 +157,67 @@ func TestPurchaseValidationAndImport(t *testing.T) {
 }
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+// The report of many campaigns (on PostgreSQL, revenue in two halves at
+// once beside the counts) gives each campaign exactly what its own ROI
+// page gives.
+func TestROIReportAgreesWithEachCampaign(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		tag := time.Now().UnixNano() % 1_000_000
+		cust := addCustomers(t, s, 40, fmt.Sprintf("roirep%d-", tag))
+		t0 := time.Now().UTC().Add(-20 * 24 * time.Hour).Truncate(time.Second)
+		const n = 110 // more than two chunks' minimum: the split is exercised
+		mine := map[int64]bool{}
+		for i := 0; i < n; i++ {
+			c, err := s.CreateCampaign(ctx, campaigns.CampaignInput{Kind: campaigns.KindGift, Name: fmt.Sprint("Report gift ", i),
+				TimeZone: "UTC", HoldoutPercent: 20, AttributionDays: ptr(3 + i%7),
+				Gift: &campaigns.GiftFields{Type: "free_upgrade", Fulfilment: "manual"}}, "t")
+			require.NoError(t, err)
+			_, err = s.AddCost(ctx, c.ID, campaigns.CostInput{Category: "gifts", AmountCents: ptr(int64(1000 + 10*i)), Per: "fixed"}, "t")
+			require.NoError(t, err)
+			require.NoError(t, s.DB().Table("campaigns").Where("id = ?", c.ID).Update("status", campaigns.StatusSent).Error)
+			mine[c.ID] = true
+			sent := t0.Add(time.Duration(i) * time.Hour)
+			var invs []campaigns.Invitation
+			for k := 0; k < 6; k++ {
+				who := cust[(i*7+k*5)%len(cust)]
+				st := campaigns.InvDelivered
+				if k == 4 && i%3 == 0 {
+					st = campaigns.InvSent
+				}
+				invs = append(invs, campaigns.Invitation{CampaignID: c.ID, CustomerID: who, Email: fmt.Sprint(who, "@x"), Run: 1,
+					Holdout: k >= 4, Status: st, SentAt: &sent, RSVP: "none", CreatedAt: sent, UpdatedAt: sent})
+			}
+			require.NoError(t, s.DB().Create(&invs).Error)
+		}
+		var buys []campaigns.Purchase
+		for k := 0; k < 400; k++ {
+			buys = append(buys, campaigns.Purchase{ExternalID: fmt.Sprintf("RR%d-%d", tag, k), CustomerID: cust[(k*13)%len(cust)],
+				AmountCents: int64(500 + 37*k), PurchasedAt: t0.Add(time.Duration(k*97) * time.Minute), CreatedAt: t0})
+		}
+		require.NoError(t, s.DB().Create(&buys).Error)
+
+		report, err := s.ROIReport(ctx, t0.Add(-time.Hour), time.Now())
+		require.NoError(t, err)
+		seen, revenue := 0, int64(0)
+		for _, got := range report {
+			if !mine[got.CampaignID] {
+				continue
+			}
+			seen++
+			one, err := s.CampaignROI(ctx, got.CampaignID)
+			require.NoError(t, err)
+			require.Equal(t, one.RevenueCents, got.RevenueCents, "campaign %d", got.CampaignID)
+			require.Equal(t, one.CostCents, got.CostCents, "campaign %d", got.CampaignID)
+			require.Equal(t, one.Gifts, got.Gifts, "campaign %d", got.CampaignID)
+			require.Equal(t, one.Incremental.Treated, got.Incremental.Treated, "campaign %d", got.CampaignID)
+			require.Equal(t, one.Incremental.Holdout, got.Incremental.Holdout, "campaign %d", got.CampaignID)
+			require.Equal(t, one.Incremental.ROI, got.Incremental.ROI, "campaign %d", got.CampaignID)
+			require.Equal(t, one.NaiveROI, got.NaiveROI, "campaign %d", got.CampaignID)
+			revenue += got.RevenueCents
+		}
+		require.Equal(t, n, seen)
+		require.Positive(t, revenue, "purchases fall inside the windows")
+	})
+}
