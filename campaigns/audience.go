@@ -85,7 +85,7 @@ func (f Filter) apply(q *gorm.DB, now time.Time) *gorm.DB {
 	}
 	if f.NotContactedWithinDays != nil && *f.NotContactedWithinDays > 0 {
 		since := now.Add(-time.Duration(*f.NotContactedWithinDays) * 24 * time.Hour)
-		q = q.Where("(last_contacted_at IS NULL OR last_contacted_at < ?)", since)
+		q = q.Where(notContactedSince, since)
 	}
 	return q
 }
@@ -114,8 +114,12 @@ func (s *Store) PreviewAudience(ctx context.Context, f Filter, sample int) (Audi
 		return f.apply(s.db.WithContext(ctx).Model(&Customer{}), now).Count(&p.Count).Error
 	})
 	g.Go(func() error {
-		return f.apply(s.db.WithContext(ctx).Model(&Customer{}), now).
-			Order("annual_spend_cents DESC, id").Limit(sample).Find(&p.Sample).Error
+		db := s.db.WithContext(ctx)
+		if err := f.apply(db.Model(&Customer{}), now).
+			Order("annual_spend_cents DESC, id").Limit(sample).Find(&p.Sample).Error; err != nil {
+			return err
+		}
+		return fillContacts(db, p.Sample)
 	})
 	if err := g.Wait(); err != nil {
 		return AudiencePreview{Sample: []Customer{}}, err

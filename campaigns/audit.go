@@ -51,10 +51,25 @@ func (s *Store) RelationshipAudit(ctx context.Context) (*Audit, error) {
 		N     int64
 		Stale int64
 	}
-	if err := db.Model(&Customer{}).Select("level, count(*) AS n, "+
-		"sum(CASE WHEN last_contacted_at IS NULL OR last_contacted_at < ? THEN 1 ELSE 0 END) AS stale", now.Add(-90*24*time.Hour)).
-		Group("level").Scan(&counts).Error; err != nil {
+	if err := db.Model(&Customer{}).Select("level, count(*) AS n").Group("level").Scan(&counts).Error; err != nil {
 		return nil, err
+	}
+	// Not contacted in 90 days: all of a level but those contacted since.
+	var recent []struct {
+		Level Level
+		N     int64
+	}
+	if err := db.Table("customer_contacts cc").Select("c.level, count(*) AS n").Joins("JOIN customers c ON c.id = cc.customer_id").
+		Where("cc.last_contacted_at >= ?", now.Add(-90*24*time.Hour)).Group("c.level").Scan(&recent).Error; err != nil {
+		return nil, err
+	}
+	for i := range counts {
+		counts[i].Stale = counts[i].N
+		for _, r := range recent {
+			if r.Level == counts[i].Level {
+				counts[i].Stale -= r.N
+			}
+		}
 	}
 	var moved []struct {
 		ToLevel Level
@@ -111,15 +126,19 @@ func (s *Store) RelationshipAudit(ctx context.Context) (*Audit, error) {
 		Count(&a.OpenFollowUps).Error; err != nil {
 		return nil, err
 	}
-	forgotten := db.Model(&Customer{}).Where("level >= ? AND consent_state = ? AND (last_contacted_at IS NULL OR last_contacted_at < ?)",
+	forgotten := db.Model(&Customer{}).Where("level >= ? AND consent_state = ? AND "+notContactedSince,
 		LevelGoodCustomer, Subscribed, now.Add(-60*24*time.Hour))
 	if err := forgotten.Session(&gorm.Session{}).Count(&a.ForgottenTotal).Error; err != nil {
 		return nil, err
 	}
-	order := "last_contacted_at NULLS FIRST, annual_spend_cents DESC"
+	order := "lc.last_contacted_at NULLS FIRST, customers.annual_spend_cents DESC"
 	if s.dialect != config.Postgres {
-		order = "last_contacted_at IS NOT NULL, last_contacted_at, annual_spend_cents DESC"
+		order = "lc.last_contacted_at IS NOT NULL, lc.last_contacted_at, customers.annual_spend_cents DESC"
 	}
-	err := forgotten.Session(&gorm.Session{}).Preload("Owner").Order(order).Limit(50).Find(&a.Forgotten).Error
-	return a, err
+	if err := forgotten.Session(&gorm.Session{}).Select("customers.*").
+		Joins("LEFT JOIN customer_contacts lc ON lc.customer_id = customers.id").
+		Preload("Owner").Order(order).Limit(50).Find(&a.Forgotten).Error; err != nil {
+		return nil, err
+	}
+	return a, fillContacts(db, a.Forgotten)
 }

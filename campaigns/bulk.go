@@ -36,24 +36,24 @@ func insertCustomers(tx *gorm.DB, cs []*Customer) error {
 		metroKey, phone, consent, why = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		spend                         = make([]int64, n)
 		level                         = make([]int16, n)
-		consentAt, contactedAt        = make([]*time.Time, n), make([]*time.Time, n)
+		consentAt                     = make([]*time.Time, n)
 		createdAt, updatedAt          = make([]time.Time, n), make([]time.Time, n)
 		byEmail                       = make(map[string]*Customer, n)
 	)
 	for i, c := range cs {
 		ext[i], owner[i], name[i], email[i], company[i], metro[i] = c.ExternalID, c.OwnerID, c.Name, c.Email, c.Company, c.MetroArea
 		metroKey[i], phone[i], consent[i], why[i] = c.MetroKey, c.Phone, string(c.ConsentState), c.ConsentReason
-		spend[i], level[i], consentAt[i], contactedAt[i] = c.AnnualSpendCents, int16(c.Level), c.ConsentChangedAt, c.LastContactedAt
+		spend[i], level[i], consentAt[i] = c.AnnualSpendCents, int16(c.Level), c.ConsentChangedAt
 		createdAt[i], updatedAt[i] = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
 		byEmail[c.Email] = c
 	}
 	rows, err := tx.Raw(`INSERT INTO customers (external_id, name, email, company, metro_area, metro_key, annual_spend_cents,
-		level, owner_id, phone, consent_state, consent_changed_at, consent_reason, last_contacted_at, created_at, updated_at)
+		level, owner_id, phone, consent_state, consent_changed_at, consent_reason, created_at, updated_at)
 		SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[],
-			?::smallint[], ?::bigint[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])
+			?::smallint[], ?::bigint[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::timestamptz[], ?::timestamptz[])
 		RETURNING id, email`,
 		pgArray{ext}, pgArray{name}, pgArray{email}, pgArray{company}, pgArray{metro}, pgArray{metroKey}, pgArray{spend},
-		pgArray{level}, pgArray{owner}, pgArray{phone}, pgArray{consent}, pgArray{consentAt}, pgArray{why}, pgArray{contactedAt},
+		pgArray{level}, pgArray{owner}, pgArray{phone}, pgArray{consent}, pgArray{consentAt}, pgArray{why},
 		pgArray{createdAt}, pgArray{updatedAt}).Rows()
 	if err != nil {
 		return err

@@ -418,3 +418,76 @@ func TestUnsubscribingBetweenClaimAndSendSuppresses(t *testing.T) {
 		require.EqualValues(t, 1, f.Suppressed)
 	})
 }
+
+// A send records each customer's last contact; frequency caps and the
+// customer's page read it; a later send moves it on, an older settle
+// never moves it back.
+func TestSendsRecordLastContact(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		tag := time.Now().UnixNano() % 1_000_000
+		metro := fmt.Sprintf("Contactville %d", tag)
+		var ids []int64
+		for i := 0; i < 3; i++ {
+			r, err := s.UpsertCustomer(ctx, campaigns.CustomerInput{Name: fmt.Sprint("Contact ", i),
+				Email: fmt.Sprintf("contact%d-%d@example.com", tag, i), MetroArea: &metro},
+				campaigns.UpsertMeta{Actor: "t", Source: "t", Rule: campaigns.RuleAPI})
+			require.NoError(t, err)
+			ids = append(ids, r.Customer.ID)
+		}
+		f := campaigns.Filter{Metros: []string{metro}}
+		capped := campaigns.Filter{Metros: []string{metro}, NotContactedWithinDays: ptr(7)}
+		t0 := time.Now().UTC().Truncate(time.Second)
+		send := func(at time.Time, name string) {
+			t.Helper()
+			s.SetClock(func() time.Time { return at })
+			defer s.SetClock(time.Now)
+			c, err := s.CreateCampaign(ctx, campaigns.CampaignInput{Kind: campaigns.KindGift, Name: name, TimeZone: "UTC",
+				Filter: f, Gift: &campaigns.GiftFields{Type: "free_upgrade", Fulfilment: "manual"}}, "t")
+			require.NoError(t, err)
+			_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
+			require.NoError(t, err)
+			_, err = s.Start(ctx, c.ID)
+			require.NoError(t, err)
+			cl, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "w", BatchID: name, Limit: 10, Lease: time.Hour, CancelBy: at.Add(time.Hour)})
+			require.NoError(t, err)
+			require.Len(t, cl, 3)
+			var inv []int64
+			for _, x := range cl {
+				inv = append(inv, x.ID)
+			}
+			n, err := s.SettleSent(ctx, campaigns.QueueInvitations, "w", name, inv, "m-"+name, false)
+			require.NoError(t, err)
+			require.EqualValues(t, 3, n)
+		}
+		p, err := s.PreviewAudience(ctx, capped, 10)
+		require.NoError(t, err)
+		require.EqualValues(t, 3, p.Count, "never contacted")
+		require.Nil(t, p.Sample[0].LastContactedAt)
+
+		send(t0.Add(-time.Hour), fmt.Sprint("first", tag))
+		p, err = s.PreviewAudience(ctx, capped, 10)
+		require.NoError(t, err)
+		require.EqualValues(t, 0, p.Count, "contacted an hour ago: held back by a 7-day cap")
+		p, err = s.PreviewAudience(ctx, f, 10)
+		require.NoError(t, err)
+		require.EqualValues(t, 3, p.Count)
+		require.NotNil(t, p.Sample[0].LastContactedAt)
+		require.True(t, p.Sample[0].LastContactedAt.Equal(t0.Add(-time.Hour)))
+
+		send(t0, fmt.Sprint("second", tag))
+		send(t0.Add(-48*time.Hour), fmt.Sprint("late", tag)) // a settle carrying an older time
+		for _, id := range ids {
+			cu, err := s.Customer(ctx, id)
+			require.NoError(t, err)
+			require.NotNil(t, cu.LastContactedAt)
+			require.True(t, cu.LastContactedAt.Equal(t0), "the latest contact wins: %v", cu.LastContactedAt)
+		}
+		page, err := s.ListCustomers(ctx, campaigns.CustomerQuery{Metros: []string{metro}})
+		require.NoError(t, err)
+		require.Len(t, page.Items, 3)
+		for _, c := range page.Items {
+			require.NotNil(t, c.LastContactedAt, "the list shows the last contact too")
+		}
+	})
+}

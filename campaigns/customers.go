@@ -46,7 +46,7 @@ type Customer struct {
 	ConsentState     ConsentState `json:"consent_state"`
 	ConsentChangedAt *time.Time   `json:"consent_changed_at"`
 	ConsentReason    string       `json:"consent_reason"`
-	LastContactedAt  *time.Time   `json:"last_contacted_at"`
+	LastContactedAt  *time.Time   `json:"last_contacted_at" gorm:"-"` // from customer_contacts (fillContacts)
 	CreatedAt        time.Time    `json:"created_at"`
 	UpdatedAt        time.Time    `json:"updated_at"`
 }
@@ -376,10 +376,15 @@ func (s *Store) upsertBatch(ctx context.Context, tx *gorm.DB, ins []CustomerInpu
 // Customer returns one customer with its owner.
 func (s *Store) Customer(ctx context.Context, id int64) (*Customer, error) {
 	var c Customer
-	if err := s.db.WithContext(ctx).Preload("Owner").Take(&c, id).Error; err != nil {
+	db := s.db.WithContext(ctx)
+	if err := db.Preload("Owner").Take(&c, id).Error; err != nil {
 		return nil, notFound(err, "customer", id)
 	}
-	return &c, nil
+	cs := []Customer{c}
+	if err := fillContacts(db, cs); err != nil {
+		return nil, err
+	}
+	return &cs[0], nil
 }
 
 // SetConsent records a change of consent with when and why. It is used by
@@ -549,6 +554,9 @@ func (s *Store) ListCustomers(ctx context.Context, q CustomerQuery) (CustomerPag
 	more := len(page.Items) > q.PerPage
 	if more {
 		page.Items = page.Items[:q.PerPage]
+	}
+	if err := fillContacts(s.db.WithContext(ctx), page.Items); err != nil {
+		return page, err
 	}
 	if backwards {
 		slices.Reverse(page.Items)

@@ -354,8 +354,7 @@ func (s *Store) SettleSent(ctx context.Context, q Queue, worker, batchID string,
 		if n == 0 {
 			return nil
 		}
-		if err := tx.Exec(`UPDATE customers SET last_contacted_at = ? WHERE id IN
-			(SELECT customer_id FROM `+string(q)+` WHERE batch_id = ? AND `+in+`)`, now, batchID, arg).Error; err != nil {
+		if err := recordContacts(tx, q, batchID, in, arg, now); err != nil {
 			return err
 		}
 		if !delivered || q != QueueInvitations {

@@ -497,7 +497,12 @@ func TestGuestByTokenReadsEveryField(t *testing.T) {
 		require.NotNil(t, wantC.StartsAt)
 		sameFields(t, *wantC, camp)
 		require.Equal(t, cl[0].Name, name)
-		_, _, _, err = s.GuestByToken(ctx, "x"+cl[0].Tokens[campaigns.TokenRSVP][1:])
+		tok := cl[0].Tokens[campaigns.TokenRSVP]
+		wrong := "x" + tok[1:]
+		if tok[0] == 'x' { // one token in 64 starts with x
+			wrong = "y" + tok[1:]
+		}
+		_, _, _, err = s.GuestByToken(ctx, wrong)
 		require.Equal(t, campaigns.ENOTFOUND, campaigns.ErrorCode(err))
 	})
 }

@@ -21,7 +21,9 @@ type SeedOptions struct {
 	Seed      uint64 // the same seed gives the same customers
 	Actor     string
 	OwnerIDs  []int64 // reps to spread ownership over; may be empty
-	// History adds a few believable past ledger moves per customer (demo).
+	// History adds a few believable past ledger moves per customer, and
+	// past contacts for a third of them (demo). Without it the customers
+	// are as if just imported: Rapport has never contacted them.
 	History bool
 	// Tag marks this run's emails and external ids so that repeated seeds
 	// never collide; empty means a tag from the clock.
@@ -105,6 +107,8 @@ func (s *Store) Seed(ctx context.Context, opt SeedOptions) (int, error) {
 				at := now.Add(-time.Duration(rng.IntN(200)) * 24 * time.Hour)
 				c.ConsentChangedAt = &at
 			}
+			// With History, a third were contacted in the last 120 days
+			// (drawn either way, so a seed gives the same customers).
 			if rng.IntN(3) == 0 {
 				at := now.Add(-time.Duration(rng.IntN(120*24)) * time.Hour)
 				c.LastContactedAt = &at
@@ -121,6 +125,9 @@ func (s *Store) Seed(ctx context.Context, opt SeedOptions) (int, error) {
 				}
 				if !opt.History {
 					return recordCreated(tx, cs, RuleCreated, "seed", opt.Actor, now)
+				}
+				if err := insertContacts(tx, cs); err != nil {
+					return err
 				}
 				return seedHistory(tx, hrng, cs, opt.Actor, now)
 			})
