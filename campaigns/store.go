@@ -87,10 +87,10 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		return nil, err
 	}
 	if dialect == config.SQLite {
-		sqlDB.SetMaxOpenConns(4)
+		sqlDB.SetMaxOpenConns(sqliteConns)
 	} else {
-		sqlDB.SetMaxOpenConns(20)
-		sqlDB.SetMaxIdleConns(20)
+		sqlDB.SetMaxOpenConns(postgresConns)
+		sqlDB.SetMaxIdleConns(postgresConns)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -107,6 +107,20 @@ func (s *Store) Close() error { return s.sqlDB.Close() }
 
 // Dialect tells which database this is.
 func (s *Store) Dialect() config.Dialect { return s.dialect }
+
+// Connections each process opens at most.
+const (
+	postgresConns = 20
+	sqliteConns   = 4
+)
+
+// MaxOpenConns is how many database connections the store opens at most.
+func (s *Store) MaxOpenConns() int {
+	if s.dialect == config.SQLite {
+		return sqliteConns
+	}
+	return postgresConns
+}
 
 // Ping answers whether the database is reachable.
 func (s *Store) Ping(ctx context.Context) error { return s.sqlDB.PingContext(ctx) }
