@@ -11,10 +11,13 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/stretchr/testify/require"
+
+	"github.com/rapport/rapport/campaigns"
 )
 
 // admitted builds an app with admit(n) behind a per-request deadline, and
-// a handler that holds its slot while its name is "hold" until release.
+// a handler that holds its slot while its name is "hold" until release,
+// or waits without it ("yield": what an RSVP answer does in its batch).
 func admitted(n int, deadline time.Duration, release chan struct{}) (*fiber.App, func() []string, *atomic.Int32) {
 	f := fiber.New(fiber.Config{DisableStartupMessage: true})
 	f.Use(func(c *fiber.Ctx) error {
@@ -23,11 +26,10 @@ func admitted(n int, deadline time.Duration, release chan struct{}) (*fiber.App,
 		c.SetUserContext(ctx)
 		return c.Next()
 	})
-	f.Use(admit(n, func(c *fiber.Ctx) bool { return c.Path() == "/skip" }))
+	f.Use(admit(n))
 	var mu sync.Mutex
 	var order []string
 	var running, peak atomic.Int32
-	f.Get("/skip", func(c *fiber.Ctx) error { return c.SendString("skipped") })
 	f.Get("/w/:name", func(c *fiber.Ctx) error {
 		if r := running.Add(1); r > peak.Load() {
 			peak.Store(r)
@@ -36,7 +38,11 @@ func admitted(n int, deadline time.Duration, release chan struct{}) (*fiber.App,
 		mu.Lock()
 		order = append(order, c.Params("name"))
 		mu.Unlock()
-		if c.Params("name") == "hold" {
+		switch c.Params("name") {
+		case "hold":
+			<-release
+		case "yield":
+			campaigns.WaitingForBatch(c.UserContext())
 			<-release
 		}
 		return c.SendString("ok")
@@ -52,8 +58,7 @@ func get(t *testing.T, f *fiber.App, path string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
-// Requests past the limit wait their turn in arrival order; skipped ones
-// never wait.
+// Requests past the limit wait their turn in arrival order.
 func TestAdmitServesWaitersInOrder(t *testing.T) {
 	release := make(chan struct{})
 	f, order, peak := admitted(1, 5*time.Second, release)
@@ -71,9 +76,6 @@ func TestAdmitServesWaitersInOrder(t *testing.T) {
 	for _, name := range []string{"second", "third", "fourth"} {
 		start(name)
 	}
-	code, body := get(t, f, "/skip")
-	require.Equal(t, 200, code)
-	require.Equal(t, "skipped", body, "a skipped route does not queue behind the held slot")
 	require.Equal(t, []string{"hold"}, order(), "the others wait")
 	close(release)
 	wg.Wait()
@@ -97,6 +99,26 @@ func TestAdmitRefusesWhenTheDeadlinePasses(t *testing.T) {
 	close(release)
 	<-done
 	require.Equal(t, []string{"hold"}, order(), "the refused request never ran")
+	code, _ = get(t, f, "/w/after")
+	require.Equal(t, 200, code, "the slot is free again")
+}
+
+// A request waiting for a batch gives its place to the next in line.
+func TestAdmitYieldsToTheNextWhileWaitingForABatch(t *testing.T) {
+	release := make(chan struct{})
+	f, order, _ := admitted(1, 5*time.Second, release)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		code, _ := get(t, f, "/w/yield")
+		require.Equal(t, 200, code)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	code, _ := get(t, f, "/w/next")
+	require.Equal(t, 200, code, "served while the first waits for its batch")
+	require.Equal(t, []string{"yield", "next"}, order())
+	close(release)
+	<-done
 	code, _ = get(t, f, "/w/after")
 	require.Equal(t, 200, code, "the slot is free again")
 }

@@ -131,7 +131,7 @@ func New(d Deps) (*fiber.App, error) {
 	f.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(views.Static()), MaxAge: 3600}))
 	f.Get("/healthz", a.healthz)
 	if d.Store.Dialect() == config.Postgres {
-		f.Use(admit(d.Store.MaxOpenConns()-4, isRSVPAnswer)) // the rest serve the scheduler and the RSVP settler
+		f.Use(admit(d.Store.MaxOpenConns() - 4)) // the rest serve the scheduler and the RSVP settler
 	}
 	f.Use(a.loadUser)
 	f.Use(csrf.New(csrf.Config{
@@ -163,29 +163,23 @@ const csrfSessionKey = "csrf_token"
 // which gives a freed connection to a random waiter: under 64 concurrent
 // check-ins the unlucky 1% waited 3-8 times the median (README,
 // Performance). A request whose deadline passes in the queue gets a 503.
-// Requests for which skip is true go straight through.
-func admit(n int, skip func(*fiber.Ctx) bool) fiber.Handler {
+// A request that goes on to wait for a batch (an RSVP answer waiting for
+// its event's settle queue, campaigns.WithWaitHook) gives its place up
+// then: held, it kept those batches small.
+func admit(n int) fiber.Handler {
 	slots := make(chan struct{}, n)
 	return func(c *fiber.Ctx) error {
-		if skip(c) {
-			return c.Next()
-		}
 		select {
 		case slots <- struct{}{}: // blocked senders are served in order
 		case <-c.UserContext().Done():
 			return fiber.NewError(fiber.StatusServiceUnavailable, "Rapport is busy; try again in a moment")
 		}
-		defer func() { <-slots }()
+		var once sync.Once
+		release := func() { once.Do(func() { <-slots }) }
+		defer release()
+		c.SetUserContext(campaigns.WithWaitHook(c.UserContext(), release))
 		return c.Next()
 	}
-}
-
-// isRSVPAnswer: a guest's answer waits in its event's settle queue
-// (campaigns/rsvp_settle.go), which writes the answers waiting together in
-// one transaction; held to the admission limit those batches stayed small.
-func isRSVPAnswer(c *fiber.Ctx) bool {
-	p := c.Path()
-	return c.Method() == fiber.MethodPost && strings.HasPrefix(p, "/r/") && !strings.Contains(p[3:], "/")
 }
 
 // loginLimiter limits sign-in attempts per client address, counted in the

@@ -1,8 +1,10 @@
 package campaigns
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,6 +52,23 @@ type answerQueues struct {
 	queued map[int64][]*answerReq
 }
 
+type waitHookKey struct{}
+
+// WithWaitHook returns ctx carrying f, which the store calls when the
+// request starts to wait for a batch it queued work in (an RSVP answer):
+// it holds no database connection while it waits, so the web layer's
+// admission queue can let another request in.
+func WithWaitHook(ctx context.Context, f func()) context.Context {
+	return context.WithValue(ctx, waitHookKey{}, f)
+}
+
+// WaitingForBatch calls ctx's wait hook, if it has one.
+func WaitingForBatch(ctx context.Context) {
+	if f, ok := ctx.Value(waitHookKey{}).(func()); ok {
+		f()
+	}
+}
+
 // submitAnswer queues an answer and waits for its settlement. A caller
 // that gives up (its request timed out) leaves the answer to be settled.
 func (s *Store) submitAnswer(ctx context.Context, r *answerReq) (answerOut, error) {
@@ -65,6 +84,7 @@ func (s *Store) submitAnswer(ctx context.Context, r *answerReq) (answerOut, erro
 	if !running {
 		go s.settleAnswers(context.WithoutCancel(ctx), r.campaignID)
 	}
+	WaitingForBatch(ctx)
 	select {
 	case out := <-r.done:
 		return out, out.err
@@ -152,10 +172,21 @@ func (s *Store) applyAnswers(ctx context.Context, campaignID int64, batch []*ans
 		seats := c.SeatsTaken
 		var dirty []int64 // invitations changed and not yet written
 		isDirty := map[int64]bool{}
-		var credited []int64
+		markDirty := func(inv *Invitation) {
+			if !isDirty[inv.ID] {
+				isDirty[inv.ID] = true
+				dirty = append(dirty, inv.ID)
+			}
+		}
+		var credited, promotedAll []int64
 		var lastSeq int64 // waitlist places strictly in arrival order, even within one clock tick
-		// flush writes the changed invitations and the seat count, so that
-		// promoteWaitlist (which reads them) sees the batch so far.
+		// The waitlist, in order, is read once, the first time an answer
+		// frees seats, and kept here for the rest of the batch; reading and
+		// promoting through the database cost every such answer four round
+		// trips (flush, seats, waitlist, one update per promotion).
+		var wl []*Invitation
+		wlLoaded := false
+		// flush writes the changed invitations and the seat count.
 		flush := func() error {
 			if err := s.writeAnswers(tx, invs, dirty); err != nil {
 				return err
@@ -217,34 +248,57 @@ func (s *Store) applyAnswers(ctx context.Context, campaignID int64, batch []*ans
 			} else if !wasWaiting && inv.RSVP == RSVPWaitlisted {
 				waiting++
 			}
-			if !isDirty[inv.ID] {
-				isDirty[inv.ID] = true
-				dirty = append(dirty, inv.ID)
-			}
+			markDirty(inv)
 			outs[i].changed = true
 			credited = append(credited, inv.CustomerID)
+			if wlLoaded { // keep the loaded waitlist as the answer left it
+				if wasWaiting && inv.RSVP != RSVPWaitlisted {
+					wl = slices.DeleteFunc(wl, func(w *Invitation) bool { return w.ID == inv.ID })
+				} else if !wasWaiting && inv.RSVP == RSVPWaitlisted {
+					at, _ := slices.BinarySearchFunc(wl, inv, byWaitlistPlace)
+					wl = slices.Insert(wl, at, inv)
+				}
+			}
 			if waiting > 0 && (wasYes || r.answer == RSVPNo || r.guests < oldGuests) {
-				if err := flush(); err != nil {
-					return err
-				}
-				promoted, err := s.promoteWaitlist(tx, &c)
-				if err != nil {
-					return err
-				}
-				if err := s.enqueueSeats(tx, c.ID, promoted); err != nil {
-					return err
-				}
-				seats = c.SeatsTaken
-				waiting -= int64(len(promoted))
-				for _, id := range promoted {
-					if p := invs[id]; p != nil {
-						p.RSVP, p.WaitlistSeq = RSVPYes, nil
+				if !wlLoaded {
+					// The database has the batch so far once flushed.
+					if err := flush(); err != nil {
+						return err
 					}
+					var rows []Invitation
+					if err := tx.Where("campaign_id = ? AND rsvp = ?", c.ID, RSVPWaitlisted).Order("waitlist_seq, id").Find(&rows).Error; err != nil {
+						return err
+					}
+					for k := range rows {
+						w := invs[rows[k].ID]
+						if w == nil {
+							w = &rows[k]
+							invs[w.ID] = w
+						}
+						wl = append(wl, w)
+					}
+					wlLoaded = true
 				}
+				// Freed seats go to those waiting, in order, stopping at the
+				// first party that does not fit (as promoteWaitlist does).
+				var promoted []int64
+				for len(wl) > 0 && seats+int64(1+wl[0].Guests) <= int64(c.Capacity) {
+					w := wl[0]
+					wl = wl[1:]
+					seats += int64(1 + w.Guests)
+					w.RSVP, w.WaitlistSeq, w.UpdatedAt = RSVPYes, nil, now
+					markDirty(w)
+					promoted = append(promoted, w.ID)
+				}
+				waiting -= int64(len(promoted))
+				promotedAll = append(promotedAll, promoted...)
 				outs[i].promoted = promoted
 			}
 		}
 		if err := flush(); err != nil {
+			return err
+		}
+		if err := s.enqueueSeats(tx, c.ID, promotedAll); err != nil {
 			return err
 		}
 		if _, err := s.creditMany(tx, &c, credited, TriggerRSVPAnswered, CampaignSource(c.ID), "rsvp"); err != nil {
@@ -258,6 +312,15 @@ func (s *Store) applyAnswers(ctx context.Context, campaignID int64, batch []*ans
 		return nil
 	})
 	return outs, err
+}
+
+// byWaitlistPlace orders waiting guests as the waitlist does: by
+// waitlist_seq, then id.
+func byWaitlistPlace(a, b *Invitation) int {
+	if c := cmp.Compare(*a.WaitlistSeq, *b.WaitlistSeq); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
 }
 
 // writeAnswers writes the RSVP columns of changed invitations: one
@@ -277,12 +340,14 @@ func (s *Store) writeAnswers(tx *gorm.DB, invs map[int64]*Invitation, ids []int6
 		return nil
 	}
 	n := len(ids)
-	rsvp, guests, seq, at := make([]string, n), make([]int32, n), make([]*int64, n), make([]time.Time, n)
+	rsvp, guests, seq := make([]string, n), make([]int32, n), make([]*int64, n)
+	answered, at := make([]*time.Time, n), make([]time.Time, n)
 	for i, id := range ids {
 		inv := invs[id]
-		rsvp[i], guests[i], seq[i], at[i] = inv.RSVP, int32(inv.Guests), inv.WaitlistSeq, inv.UpdatedAt.UTC()
+		rsvp[i], guests[i], seq[i], answered[i], at[i] = inv.RSVP, int32(inv.Guests), inv.WaitlistSeq, inv.RSVPAt, inv.UpdatedAt.UTC()
 	}
-	return tx.Exec(`UPDATE invitations AS i SET rsvp = v.rsvp, guests = v.guests, waitlist_seq = v.seq, rsvp_at = v.at, updated_at = v.at
-		FROM unnest(?::bigint[], ?::text[], ?::int[], ?::bigint[], ?::timestamptz[]) AS v(id, rsvp, guests, seq, at)
-		WHERE i.id = v.id`, pgArray{ids}, pgArray{rsvp}, pgArray{guests}, pgArray{seq}, pgArray{at}).Error
+	// A guest promoted from the waitlist keeps the time they answered.
+	return tx.Exec(`UPDATE invitations AS i SET rsvp = v.rsvp, guests = v.guests, waitlist_seq = v.seq, rsvp_at = v.answered, updated_at = v.at
+		FROM unnest(?::bigint[], ?::text[], ?::int[], ?::bigint[], ?::timestamptz[], ?::timestamptz[]) AS v(id, rsvp, guests, seq, answered, at)
+		WHERE i.id = v.id`, pgArray{ids}, pgArray{rsvp}, pgArray{guests}, pgArray{seq}, pgArray{answered}, pgArray{at}).Error
 }

@@ -96,11 +96,15 @@ func TestDeclineHandsTheSeatToTheFirstInLine(t *testing.T) {
 		require.Equal(t, campaigns.RSVPYes, r.View.Invitation.RSVP)
 		_, err = s.Answer(ctx, tok(1), campaigns.RSVPYes, 0)
 		require.NoError(t, err)
+		var answeredAt *time.Time // guest 2's answer, which promotion keeps
 		for i := 2; i < 11; i++ {
 			r, err := s.Answer(ctx, tok(i), campaigns.RSVPYes, 0)
 			require.NoError(t, err)
 			require.Equal(t, campaigns.RSVPWaitlisted, r.View.Invitation.RSVP)
 			require.EqualValues(t, i-1, r.View.Position)
+			if i == 2 {
+				answeredAt = r.View.Invitation.RSVPAt
+			}
 		}
 		// Too many guests is refused, naming the field.
 		_, err = s.Answer(ctx, tok(1), campaigns.RSVPYes, 2)
@@ -124,6 +128,12 @@ func TestDeclineHandsTheSeatToTheFirstInLine(t *testing.T) {
 		var seats int64
 		require.NoError(t, s.DB().Table("followups").Where("campaign_id = ? AND kind = 'seat'", c.ID).Count(&seats).Error)
 		require.EqualValues(t, 1, seats, "the promoted guest is emailed")
+		var promoted campaigns.Invitation
+		require.NoError(t, s.DB().Take(&promoted, cl[2].ID).Error)
+		require.Equal(t, campaigns.RSVPYes, promoted.RSVP)
+		require.Nil(t, promoted.WaitlistSeq)
+		require.NotNil(t, answeredAt)
+		require.WithinDuration(t, *answeredAt, *promoted.RSVPAt, time.Microsecond, "promotion keeps when they answered")
 
 		// Answering credits the rsvp rule once; the ledger names it.
 		led, err := s.Ledger(ctx, cl[1].CustomerID)
