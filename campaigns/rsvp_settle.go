@@ -155,17 +155,20 @@ func (s *Store) applyAnswers(ctx context.Context, campaignID int64, batch []*ans
 		for _, r := range batch {
 			ids = append(ids, r.invID)
 		}
-		var rows []Invitation
-		if err := tx.Where("id IN ? AND campaign_id = ?", ids, campaignID).Find(&rows).Error; err != nil {
+		// The batch's invitations and how many wait, in one round trip
+		// (with no rows nothing is decided, so the count is not needed).
+		var rows []struct {
+			Invitation `gorm:"embedded"`
+			Waiting    int64
+		}
+		if err := tx.Model(&Invitation{}).Select("*, (SELECT count(*) FROM invitations w WHERE w.campaign_id = ? AND w.rsvp = ?) AS waiting",
+			campaignID, RSVPWaitlisted).Where("id IN ? AND campaign_id = ?", ids, campaignID).Find(&rows).Error; err != nil {
 			return err
 		}
 		invs := make(map[int64]*Invitation, len(rows))
-		for i := range rows {
-			invs[rows[i].ID] = &rows[i]
-		}
 		var waiting int64
-		if err := tx.Model(&Invitation{}).Where("campaign_id = ? AND rsvp = ?", campaignID, RSVPWaitlisted).Count(&waiting).Error; err != nil {
-			return err
+		for i := range rows {
+			invs[rows[i].ID], waiting = &rows[i].Invitation, rows[i].Waiting
 		}
 		closes := c.RepliesCloseAt()
 		closed := c.Status == StatusCancelled || c.Status == StatusClosed || (closes != nil && !s.now().Before(*closes))
@@ -188,16 +191,15 @@ func (s *Store) applyAnswers(ctx context.Context, campaignID int64, batch []*ans
 		wlLoaded := false
 		// flush writes the changed invitations and the seat count.
 		flush := func() error {
-			if err := s.writeAnswers(tx, invs, dirty); err != nil {
+			var newSeats *int64
+			if seats != c.SeatsTaken {
+				newSeats = &seats
+			}
+			if err := s.writeAnswers(tx, invs, dirty, c.ID, newSeats); err != nil {
 				return err
 			}
 			dirty, isDirty = dirty[:0], map[int64]bool{}
-			if seats != c.SeatsTaken {
-				if err := tx.Model(&Campaign{}).Where("id = ?", c.ID).UpdateColumn("seats_taken", seats).Error; err != nil {
-					return err
-				}
-				c.SeatsTaken = seats
-			}
+			c.SeatsTaken = seats
 			return nil
 		}
 		for i, r := range batch {
@@ -323,13 +325,11 @@ func byWaitlistPlace(a, b *Invitation) int {
 	return cmp.Compare(a.ID, b.ID)
 }
 
-// writeAnswers writes the RSVP columns of changed invitations: one
-// statement on PostgreSQL, a row at a time on SQLite (one writer anyway).
-func (s *Store) writeAnswers(tx *gorm.DB, invs map[int64]*Invitation, ids []int64) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	if s.dialect != config.Postgres {
+// writeAnswers writes the RSVP columns of changed invitations and, when
+// seats is not nil, the event's seat count: one statement on PostgreSQL, a
+// row at a time on SQLite (one writer anyway).
+func (s *Store) writeAnswers(tx *gorm.DB, invs map[int64]*Invitation, ids []int64, campaignID int64, seats *int64) error {
+	if s.dialect != config.Postgres || len(ids) == 0 {
 		for _, id := range ids {
 			inv := invs[id]
 			if err := tx.Model(&Invitation{}).Where("id = ?", id).Updates(map[string]any{"rsvp": inv.RSVP, "guests": inv.Guests,
@@ -337,7 +337,10 @@ func (s *Store) writeAnswers(tx *gorm.DB, invs map[int64]*Invitation, ids []int6
 				return err
 			}
 		}
-		return nil
+		if seats == nil {
+			return nil
+		}
+		return tx.Model(&Campaign{}).Where("id = ?", campaignID).UpdateColumn("seats_taken", *seats).Error
 	}
 	n := len(ids)
 	rsvp, guests, seq := make([]string, n), make([]int32, n), make([]*int64, n)
@@ -347,7 +350,13 @@ func (s *Store) writeAnswers(tx *gorm.DB, invs map[int64]*Invitation, ids []int6
 		rsvp[i], guests[i], seq[i], answered[i], at[i] = inv.RSVP, int32(inv.Guests), inv.WaitlistSeq, inv.RSVPAt, inv.UpdatedAt.UTC()
 	}
 	// A guest promoted from the waitlist keeps the time they answered.
-	return tx.Exec(`UPDATE invitations AS i SET rsvp = v.rsvp, guests = v.guests, waitlist_seq = v.seq, rsvp_at = v.answered, updated_at = v.at
+	q := `UPDATE invitations AS i SET rsvp = v.rsvp, guests = v.guests, waitlist_seq = v.seq, rsvp_at = v.answered, updated_at = v.at
 		FROM unnest(?::bigint[], ?::text[], ?::int[], ?::bigint[], ?::timestamptz[], ?::timestamptz[]) AS v(id, rsvp, guests, seq, answered, at)
-		WHERE i.id = v.id`, pgArray{ids}, pgArray{rsvp}, pgArray{guests}, pgArray{seq}, pgArray{answered}, pgArray{at}).Error
+		WHERE i.id = v.id`
+	args := []any{pgArray{ids}, pgArray{rsvp}, pgArray{guests}, pgArray{seq}, pgArray{answered}, pgArray{at}}
+	if seats != nil { // the seat count in the same round trip
+		q = `WITH answers AS (` + q + ` RETURNING 1) UPDATE campaigns SET seats_taken = ? WHERE id = ?`
+		args = append(args, *seats, campaignID)
+	}
+	return tx.Exec(q, args...).Error
 }

@@ -5,7 +5,7 @@
 //	bench csv N                      a CRM export of N customers on stdout
 //	bench key DIR                    a webhook signing key; prints the public half
 //	bench http BASE TOKEN EMAIL PW   audience preview and customer list timings
-//	bench links BASE TOKEN DIR       an event for 5,000 guests, sent; wrk scripts in DIR
+//	bench links BASE TOKEN DIR       an event for ~5,000 guests, sent and each answered yes once; wrk scripts in DIR
 //	bench webhook BASE DIR CAMPAIGN  signed event batches of 1,000: events/s, dedup
 //	bench pages BASE EMAIL PW        every page, as an admin: the slowest
 package main
@@ -28,6 +28,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rapport/rapport/jobs/sendgridfake"
@@ -219,8 +220,9 @@ func get(c *http.Client, u string) string {
 	return string(b)
 }
 
-// links sends an event to 5,000 customers through the local outbox and
-// writes wrk scripts that answer its RSVP links and check its guests in.
+// links sends an event to ~5,000 customers through the local outbox,
+// answers each RSVP link yes once, and writes wrk scripts that answer its
+// RSVP links again and check its guests in.
 func links(base, token, dir string) {
 	start := time.Now().Add(10 * 24 * time.Hour).UTC()
 	var c struct {
@@ -249,6 +251,30 @@ func links(base, token, dir string) {
 	if len(tokens) == 0 {
 		fail("no RSVP links in the outbox")
 	}
+	// Every guest answers yes once, so that the "same answer again" run
+	// measures what it says; first answers and changes are the other run.
+	var wg sync.WaitGroup
+	next := make(chan string)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range next {
+				resp, err := http.PostForm(base+"/r/"+t, url.Values{"answer": {"yes"}})
+				check(err)
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					fail(fmt.Sprintf("answering yes: %d", resp.StatusCode))
+				}
+			}
+		}()
+	}
+	for _, t := range tokens {
+		next <- t
+	}
+	close(next)
+	wg.Wait()
 	out, err := runPSQL(os.Getenv("BENCH_DATABASE_URL"), fmt.Sprintf("SELECT customer_id FROM invitations WHERE campaign_id = %d", c.ID))
 	check(err)
 	ids := strings.Fields(out)
