@@ -150,35 +150,125 @@ func (s *Store) checkInInvitee(ctx context.Context, campaignID int64, t CheckinT
 		out.CheckedInAt = checkedIn.Time.UTC()
 		return out, nil
 	}
-	now := s.now().Truncate(time.Microsecond) // as PostgreSQL keeps it, so a later read agrees
-	err = s.tx(ctx, func(tx *gorm.DB) error {
-		res := tx.Model(&Invitation{}).Where("id = ? AND NOT attended", out.InvitationID).
-			Updates(map[string]any{"attended": true, "checked_in_at": now, "checked_in_by": repEmail(rep), "updated_at": now})
-		if res.Error != nil {
-			return res.Error
-		}
-		if out.Created = res.RowsAffected == 1; !out.Created {
-			// Another rep was a moment faster.
-			var inv Invitation
-			if err := tx.Select("checked_in_at").Take(&inv, out.InvitationID).Error; err != nil {
-				return err
-			}
-			if inv.CheckedInAt != nil {
-				out.CheckedInAt = inv.CheckedInAt.UTC()
-			}
-			return nil
-		}
-		out.CheckedInAt = now
-		levels, err := s.creditMany(tx, &c, []int64{out.CustomerID}, TriggerAttended, CampaignSource(c.ID), actorOf(rep))
-		if l, ok := levels[out.CustomerID]; ok {
-			out.Level = l
-		}
-		return err
-	})
+	// First arrivals are written together with the event's others
+	// (groupcommit.go): at a busy door, one commit for many guests.
+	got, err := s.arrivals.submit(ctx, campaignID, &arrival{invID: out.InvitationID, customerID: out.CustomerID,
+		c: c, by: repEmail(rep), actor: actorOf(rep)}, s.settleArrivals)
 	if err != nil {
 		return nil, err
 	}
+	out.Created, out.CheckedInAt = got.created, got.at
+	if got.level != 0 {
+		out.Level = got.level
+	}
 	return out, nil
+}
+
+// arrival is a guest's first check-in waiting to be written.
+type arrival struct {
+	invID, customerID int64
+	c                 Campaign // kind, status and rules, for the credit
+	by, actor         string   // the rep
+}
+
+// arrived is what writing an arrival did.
+type arrived struct {
+	created bool // this request checked the guest in (not another rep)
+	at      time.Time
+	level   Level // after the attended credit; 0 when unchanged
+}
+
+// settleArrivals checks in a batch of guests of one event in one
+// transaction: each invitation once, the first request for it winning, and
+// the attended credit for those checked in, a rep at a time.
+func (s *Store) settleArrivals(ctx context.Context, campaignID int64, batch []*arrival) ([]arrived, error) {
+	outs := make([]arrived, len(batch))
+	now := s.now().Truncate(time.Microsecond) // as PostgreSQL keeps it, so a later read agrees
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		first := map[int64]int{} // invitation -> the first request for it
+		var ids []int64
+		var bys []string
+		for i, a := range batch {
+			if _, ok := first[a.invID]; !ok {
+				first[a.invID] = i
+				ids, bys = append(ids, a.invID), append(bys, a.by)
+			}
+		}
+		created := map[int64]bool{}
+		if s.dialect == config.Postgres {
+			var got []int64
+			if err := tx.Raw(`UPDATE invitations AS i SET attended = true, checked_in_at = ?, checked_in_by = v.by, updated_at = ?
+				FROM unnest(?::bigint[], ?::text[]) AS v(id, by) WHERE i.id = v.id AND NOT i.attended RETURNING i.id`,
+				now, now, pgArray{ids}, pgArray{bys}).Scan(&got).Error; err != nil {
+				return err
+			}
+			for _, id := range got {
+				created[id] = true
+			}
+		} else {
+			for k, id := range ids {
+				res := tx.Model(&Invitation{}).Where("id = ? AND NOT attended", id).
+					Updates(map[string]any{"attended": true, "checked_in_at": now, "checked_in_by": bys[k], "updated_at": now})
+				if res.Error != nil {
+					return res.Error
+				}
+				created[id] = res.RowsAffected == 1
+			}
+		}
+		// Another rep was a moment faster: their time stands.
+		var taken []int64
+		for _, id := range ids {
+			if !created[id] {
+				taken = append(taken, id)
+			}
+		}
+		at := map[int64]time.Time{}
+		if len(taken) > 0 {
+			var rows []Invitation
+			if err := tx.Select("id, checked_in_at").Where("id IN ?", taken).Find(&rows).Error; err != nil {
+				return err
+			}
+			for _, r := range rows {
+				if r.CheckedInAt != nil {
+					at[r.ID] = r.CheckedInAt.UTC()
+				}
+			}
+		}
+		// The attended credit, a rep (ledger actor) at a time.
+		byActor := map[string][]int64{}
+		var actors []string
+		for i, a := range batch {
+			if created[a.invID] && first[a.invID] == i {
+				if _, ok := byActor[a.actor]; !ok {
+					actors = append(actors, a.actor)
+				}
+				byActor[a.actor] = append(byActor[a.actor], a.customerID)
+			}
+		}
+		levels := map[int64]Level{}
+		for _, actor := range actors {
+			got, err := s.creditMany(tx, &batch[0].c, byActor[actor], TriggerAttended, CampaignSource(campaignID), actor)
+			if err != nil {
+				return err
+			}
+			for id, l := range got {
+				levels[id] = l
+			}
+		}
+		for i, a := range batch {
+			o := &outs[i]
+			switch {
+			case created[a.invID] && first[a.invID] == i:
+				o.created, o.at, o.level = true, now, levels[a.customerID]
+			case created[a.invID]: // the same guest twice in this batch
+				o.at = now
+			default:
+				o.at = at[a.invID]
+			}
+		}
+		return nil
+	})
+	return outs, err
 }
 
 // checkinCampaignOr reports the campaign's own problem (missing, not an

@@ -178,7 +178,7 @@ type AnswerResult struct {
 // changes nothing. An answer credits the customer by the campaign's rsvp
 // rule, once.
 //
-// Answers to one event are settled in batches (settleAnswers): one
+// Answers to one event are settled in batches (rsvp_settle.go): one
 // transaction takes the event's lock once for every answer waiting,
 // instead of each answer queueing for it until its own commit.
 func (s *Store) Answer(ctx context.Context, token, answer string, guests int) (*AnswerResult, error) {

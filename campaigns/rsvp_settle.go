@@ -3,9 +3,7 @@ package campaigns
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -17,23 +15,18 @@ import (
 // Answers that change seats are decided under the event's row lock, which
 // PostgreSQL holds until the commit is on disk. One transaction per answer
 // therefore capped one event at about one answer per commit (~1,500/s
-// here, 688/s measured with the rest of the request). Instead, answers to
-// one event wait in a queue and one settler per event and process takes
-// every answer waiting, decides them in arrival order under one lock and
-// commits once: group commit, in the application. Capacity, the waitlist's
-// order, idempotency and the once-only credit are the same as deciding
-// them one by one (TestAnswersSettledTogetherMatchOneByOne checks batches
-// against a plain model of the rules).
-
-// maxAnswerBatch bounds one settling transaction.
-const maxAnswerBatch = 500
+// here, 688/s measured with the rest of the request). Instead answers to
+// one event are settled together (groupcommit.go): decided in arrival
+// order under one lock and committed once. Capacity, the waitlist's order,
+// idempotency and the once-only credit are the same as deciding them one
+// by one (TestAnswersSettledTogetherMatchOneByOne checks batches against a
+// plain model of the rules).
 
 // answerReq is one guest's answer waiting to be settled.
 type answerReq struct {
 	invID, campaignID int64
 	answer            string
 	guests            int
-	done              chan answerOut
 }
 
 // answerOut is what settling an answer did.
@@ -45,96 +38,13 @@ type answerOut struct {
 	err      error
 }
 
-// answerQueues holds the answers waiting per event; an event's key is
-// present while its settler runs.
-type answerQueues struct {
-	mu     sync.Mutex
-	queued map[int64][]*answerReq
-}
-
-type waitHookKey struct{}
-
-// WithWaitHook returns ctx carrying f, which the store calls when the
-// request starts to wait for a batch it queued work in (an RSVP answer):
-// it holds no database connection while it waits, so the web layer's
-// admission queue can let another request in.
-func WithWaitHook(ctx context.Context, f func()) context.Context {
-	return context.WithValue(ctx, waitHookKey{}, f)
-}
-
-// WaitingForBatch calls ctx's wait hook, if it has one.
-func WaitingForBatch(ctx context.Context) {
-	if f, ok := ctx.Value(waitHookKey{}).(func()); ok {
-		f()
-	}
-}
-
-// submitAnswer queues an answer and waits for its settlement. A caller
-// that gives up (its request timed out) leaves the answer to be settled.
+// submitAnswer queues an answer and waits for its settlement.
 func (s *Store) submitAnswer(ctx context.Context, r *answerReq) (answerOut, error) {
-	r.done = make(chan answerOut, 1)
-	q := &s.answers
-	q.mu.Lock()
-	if q.queued == nil {
-		q.queued = map[int64][]*answerReq{}
+	out, err := s.answers.submit(ctx, r.campaignID, r, s.applyAnswers)
+	if err != nil {
+		return answerOut{}, err
 	}
-	waiting, running := q.queued[r.campaignID]
-	q.queued[r.campaignID] = append(waiting, r)
-	q.mu.Unlock()
-	if !running {
-		go s.settleAnswers(context.WithoutCancel(ctx), r.campaignID)
-	}
-	WaitingForBatch(ctx)
-	select {
-	case out := <-r.done:
-		return out, out.err
-	case <-ctx.Done():
-		return answerOut{}, ctx.Err()
-	}
-}
-
-// settleAnswers settles an event's queued answers, batch after batch,
-// until none are left.
-func (s *Store) settleAnswers(ctx context.Context, campaignID int64) {
-	q := &s.answers
-	for {
-		q.mu.Lock()
-		batch := q.queued[campaignID]
-		if len(batch) == 0 {
-			delete(q.queued, campaignID)
-			q.mu.Unlock()
-			return
-		}
-		if len(batch) > maxAnswerBatch {
-			q.queued[campaignID] = batch[maxAnswerBatch:]
-			batch = batch[:maxAnswerBatch]
-		} else {
-			q.queued[campaignID] = nil
-		}
-		q.mu.Unlock()
-		outs, err := s.applyBatch(ctx, campaignID, batch)
-		for i, r := range batch {
-			if err != nil {
-				r.done <- answerOut{err: err}
-			} else {
-				r.done <- outs[i]
-			}
-		}
-	}
-}
-
-// applyBatch runs applyAnswers with a deadline, and turns a panic into
-// the batch's error: the settler must go on, or the event's later answers
-// would wait for it forever.
-func (s *Store) applyBatch(ctx context.Context, campaignID int64, batch []*answerReq) (outs []answerOut, err error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	defer func() {
-		if p := recover(); p != nil {
-			outs, err = nil, fmt.Errorf("settling RSVP answers for campaign %d: %v", campaignID, p)
-		}
-	}()
-	return s.applyAnswers(ctx, campaignID, batch)
+	return out, out.err
 }
 
 // applyAnswers decides a batch of answers to one event in order, in one

@@ -567,3 +567,70 @@ func TestCheckInRefusals(t *testing.T) {
 		require.Equal(t, campaigns.EINVALID, code(err))
 	})
 }
+
+// A busy door: three reps tap every guest at once. Arrivals are written in
+// batches; each guest is checked in once, by the rep whose tap won, with
+// one attended credit in that rep's name, and every tap reports the same
+// arrival time.
+func TestBusyDoorChecksEachGuestInOnce(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		const guests = 40
+		c, cl := sentEvent(t, s, guests, 100, 0)
+		var reps []*campaigns.User
+		for i := 0; i < 3; i++ {
+			r, err := s.CreateUser(ctx, campaigns.NewUser{Email: fmt.Sprintf("door%d-%d@example.com", i, time.Now().UnixNano()),
+				Role: campaigns.RoleRep, Password: "a long password"})
+			require.NoError(t, err)
+			reps = append(reps, r)
+		}
+		type tap struct {
+			guest, rep int
+			res        *campaigns.CheckinResult
+		}
+		taps := make(chan tap, guests*len(reps))
+		var wg sync.WaitGroup
+		for g := 0; g < guests; g++ {
+			for r := range reps {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					target := campaigns.CheckinTarget{CustomerID: cl[g].CustomerID}
+					if r == 1 {
+						target = campaigns.CheckinTarget{Token: cl[g].Tokens[campaigns.TokenCheckin]}
+					}
+					res, err := s.CheckIn(ctx, c.ID, target, reps[r])
+					require.NoError(t, err)
+					taps <- tap{g, r, res}
+				}()
+			}
+		}
+		wg.Wait()
+		close(taps)
+		winner := map[int]int{}
+		at := map[int]time.Time{}
+		for tp := range taps {
+			if tp.res.Created {
+				_, dup := winner[tp.guest]
+				require.False(t, dup, "guest %d checked in twice", tp.guest)
+				winner[tp.guest] = tp.rep
+			}
+			if prev, ok := at[tp.guest]; ok {
+				require.True(t, prev.Equal(tp.res.CheckedInAt), "every tap reports the same arrival")
+			}
+			at[tp.guest] = tp.res.CheckedInAt
+		}
+		require.Len(t, winner, guests, "every guest checked in once")
+		for g := 0; g < guests; g++ {
+			var inv campaigns.Invitation
+			require.NoError(t, s.DB().Take(&inv, cl[g].ID).Error)
+			require.True(t, inv.Attended)
+			require.Equal(t, reps[winner[g]].Email, inv.CheckedInBy, "the winning rep is recorded")
+			var credits []campaigns.LedgerEntry
+			require.NoError(t, s.DB().Where("customer_id = ? AND rule = 'attended' AND source = ?", cl[g].CustomerID,
+				campaigns.CampaignSource(c.ID)).Find(&credits).Error)
+			require.Len(t, credits, 1, "one attended credit for guest %d", g)
+			require.Equal(t, reps[winner[g]].Email, credits[0].Actor)
+		}
+	})
+}

@@ -41,8 +41,9 @@ type Store struct {
 
 	metrosAt time.Time
 
-	answers    answerQueues // RSVP answers waiting to be settled, per event
-	guestQuery guestQuery   // see guestByToken
+	answers    batches[*answerReq, answerOut] // RSVP answers waiting to be settled, per event
+	arrivals   batches[*arrival, arrived]     // first check-ins waiting to be written, per event
+	guestQuery guestQuery                     // see guestByToken
 }
 
 // Open connects to the database a DATABASE_URL names. It does not migrate.
@@ -99,7 +100,9 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
-	return &Store{db: db, sqlDB: sqlDB, dialect: dialect, now: func() time.Time { return time.Now().UTC() }}, nil
+	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, now: func() time.Time { return time.Now().UTC() }}
+	s.answers.what, s.arrivals.what = "RSVP answers", "check-ins"
+	return s, nil
 }
 
 // Close releases the connections.
