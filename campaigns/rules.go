@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -112,27 +113,19 @@ func (s *Store) credit(tx txDB, c *Campaign, customerID int64, trigger, source, 
 
 // creditMany is credit for many customers at once (RSVP answers,
 // deliveries come in batches): one locking read of their levels, one ledger
-// lookup per rule, one UPDATE per resulting level and one ledger insert,
-// instead of four statements per customer. Customers are locked in id
-// order, so two batches cannot deadlock; a customer since deleted is
-// skipped. It returns each customer's level afterwards.
+// lookup, one UPDATE per resulting level and one ledger insert, instead of
+// four statements per customer. Customers are locked in id order, so two
+// batches cannot deadlock; a customer since deleted is skipped. It returns
+// each customer's level afterwards.
 func (s *Store) creditMany(tx txDB, c *Campaign, customerIDs []int64, trigger, source, actor string) (map[int64]Level, error) {
-	var rules []Rule
-	for _, r := range c.PromotionRules() {
-		if r.Trigger == trigger {
-			rules = append(rules, r)
-		}
-	}
+	rules, keys := rulesFor(c, trigger, source)
 	if len(rules) == 0 || len(customerIDs) == 0 {
 		return nil, nil
 	}
 	ids := slices.Clone(customerIDs)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	var cur []struct {
-		ID    int64
-		Level Level
-	}
+	var cur []customerLevel
 	in, arg := idsIn(tx, "id", ids)
 	q := tx.Model(&Customer{}).Select("id, level").Where(in, arg).Order("id")
 	if s.dialect == config.Postgres {
@@ -141,57 +134,96 @@ func (s *Store) creditMany(tx txDB, c *Campaign, customerIDs []int64, trigger, s
 	if err := q.Find(&cur).Error; err != nil {
 		return nil, err
 	}
-	from := make(map[int64]Level, len(cur))
-	level := make(map[int64]Level, len(cur))
-	for _, c := range cur {
-		from[c.ID], level[c.ID] = c.Level, c.Level
+	var done []heldCredit
+	inCust, custArg := idsIn(tx, "customer_id", ids)
+	if err := tx.Model(&LedgerEntry{}).Select("customer_id, credit_key").Where(inCust+" AND credit_key IN ?", custArg, keys).
+		Scan(&done).Error; err != nil {
+		return nil, err
 	}
-	now := s.now()
-	var entries []LedgerEntry
-	for _, r := range rules {
-		key := r.Name + "|" + source
-		var done []int64
-		inCust, custArg := idsIn(tx, "customer_id", ids)
-		if err := tx.Model(&LedgerEntry{}).Where(inCust+" AND credit_key = ?", custArg, key).
-			Pluck("customer_id", &done).Error; err != nil {
+	plan, err := planCredits(rules, cur, done, source, actor, s.now())
+	if err != nil || len(plan.entries) == 0 {
+		return plan.level, err
+	}
+	for to, ids := range plan.moved {
+		in, arg := idsIn(tx, "id", ids)
+		if err := tx.Model(&Customer{}).Where(in, arg).Updates(map[string]any{"level": to, "updated_at": plan.at}).Error; err != nil {
 			return nil, err
 		}
-		credited := make(map[int64]bool, len(done))
-		for _, id := range done {
-			credited[id] = true
+	}
+	return plan.level, insertLedger(tx, plan.entries)
+}
+
+// customerLevel is a customer's level as read for a credit.
+type customerLevel struct {
+	ID    int64
+	Level Level
+}
+
+// heldCredit is a credit a customer already has.
+type heldCredit struct {
+	CustomerID int64
+	CreditKey  string
+}
+
+// rulesFor is the campaign's rules for a trigger and their credit keys.
+func rulesFor(c *Campaign, trigger, source string) ([]Rule, []string) {
+	var rules []Rule
+	var keys []string
+	for _, r := range c.PromotionRules() {
+		if r.Trigger == trigger {
+			rules = append(rules, r)
+			keys = append(keys, r.Name+"|"+source)
 		}
+	}
+	return rules, keys
+}
+
+// creditPlan is what crediting does: the ledger rows, each customer's
+// level after, and who moves to which level.
+type creditPlan struct {
+	entries []LedgerEntry
+	level   map[int64]Level
+	moved   map[Level][]int64
+	at      time.Time
+}
+
+// planCredits applies the rules in order to each customer (cur, in id
+// order) that does not hold the rule's credit yet; a rule that does not
+// move the level leaves no credit.
+func planCredits(rules []Rule, cur []customerLevel, done []heldCredit, source, actor string, now time.Time) (creditPlan, error) {
+	p := creditPlan{level: make(map[int64]Level, len(cur)), moved: map[Level][]int64{}, at: now}
+	held := make(map[heldCredit]bool, len(done))
+	for _, d := range done {
+		held[d] = true
+	}
+	from := make(map[int64]Level, len(cur))
+	for _, c := range cur {
+		from[c.ID], p.level[c.ID] = c.Level, c.Level
+	}
+	for _, r := range rules {
+		key := r.Name + "|" + source
 		for _, c := range cur {
-			if credited[c.ID] {
+			if held[heldCredit{c.ID, key}] {
 				continue
 			}
-			l := level[c.ID]
+			l := p.level[c.ID]
 			to := r.Target(l)
 			if !to.Valid() {
-				return nil, fmt.Errorf("credit %s: level %d out of range", r.Name, to)
+				return p, fmt.Errorf("credit %s: level %d out of range", r.Name, to)
 			}
 			if to == l {
 				continue
 			}
 			k := key
-			entries = append(entries, LedgerEntry{CustomerID: c.ID, FromLevel: l, ToLevel: to, Rule: r.Name, Source: source,
+			p.entries = append(p.entries, LedgerEntry{CustomerID: c.ID, FromLevel: l, ToLevel: to, Rule: r.Name, Source: source,
 				CreditKey: &k, Actor: actor, CreatedAt: now})
-			level[c.ID] = to
+			p.level[c.ID] = to
 		}
 	}
-	if len(entries) == 0 {
-		return level, nil
-	}
-	moved := map[Level][]int64{}
 	for _, c := range cur {
-		if level[c.ID] != from[c.ID] {
-			moved[level[c.ID]] = append(moved[level[c.ID]], c.ID)
+		if p.level[c.ID] != from[c.ID] {
+			p.moved[p.level[c.ID]] = append(p.moved[p.level[c.ID]], c.ID)
 		}
 	}
-	for to, ids := range moved {
-		in, arg := idsIn(tx, "id", ids)
-		if err := tx.Model(&Customer{}).Where(in, arg).Updates(map[string]any{"level": to, "updated_at": now}).Error; err != nil {
-			return nil, err
-		}
-	}
-	return level, insertLedger(tx, entries)
+	return p, nil
 }
