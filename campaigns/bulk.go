@@ -89,6 +89,16 @@ func insertLedger(tx *gorm.DB, rows []LedgerEntry) error {
 	if tx.Dialector.Name() != "postgres" {
 		return tx.CreateInBatches(rows, 2000).Error
 	}
+	_, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, ledgerInsertSQL, ledgerArrays(rows)...)
+	return err
+}
+
+// ledgerInsertSQL appends ledger rows given as arrays (ledgerArrays), on
+// PostgreSQL.
+const ledgerInsertSQL = `INSERT INTO level_ledger (customer_id, from_level, to_level, rule, source, credit_key, actor, note, created_at)
+	SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::smallint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])`
+
+func ledgerArrays(rows []LedgerEntry) []any {
 	n := len(rows)
 	cust := make([]int64, n)
 	from, to := make([]int16, n), make([]int16, n)
@@ -99,10 +109,7 @@ func insertLedger(tx *gorm.DB, rows []LedgerEntry) error {
 		cust[i], from[i], to[i], rule[i], source[i] = r.CustomerID, int16(r.FromLevel), int16(r.ToLevel), r.Rule, r.Source
 		key[i], actor[i], note[i], at[i] = r.CreditKey, r.Actor, r.Note, r.CreatedAt.UTC()
 	}
-	return tx.Exec(`INSERT INTO level_ledger (customer_id, from_level, to_level, rule, source, credit_key, actor, note, created_at)
-		SELECT * FROM unnest(?::bigint[], ?::smallint[], ?::smallint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[])`,
-		pgArray{cust}, pgArray{from}, pgArray{to}, pgArray{rule}, pgArray{source}, pgArray{key}, pgArray{actor}, pgArray{note},
-		pgArray{at}).Error
+	return []any{cust, from, to, rule, source, key, actor, note, at}
 }
 
 // idsIn is "column IN (ids)" for a batch: on PostgreSQL one array

@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -182,38 +184,29 @@ type arrived struct {
 // transaction: each invitation once, the first request for it winning, and
 // the attended credit for those checked in, a rep at a time.
 func (s *Store) settleArrivals(ctx context.Context, campaignID int64, batch []*arrival) ([]arrived, error) {
-	outs := make([]arrived, len(batch))
 	now := s.now().Truncate(time.Microsecond) // as PostgreSQL keeps it, so a later read agrees
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		first := map[int64]int{} // invitation -> the first request for it
-		var ids []int64
-		var bys []string
-		for i, a := range batch {
-			if _, ok := first[a.invID]; !ok {
-				first[a.invID] = i
-				ids, bys = append(ids, a.invID), append(bys, a.by)
-			}
+	first := map[int64]int{}                  // invitation -> the first request for it
+	var ids []int64
+	var bys []string
+	for i, a := range batch {
+		if _, ok := first[a.invID]; !ok {
+			first[a.invID] = i
+			ids, bys = append(ids, a.invID), append(bys, a.by)
 		}
+	}
+	if s.dialect == config.Postgres {
+		return s.settleArrivalsPipelined(ctx, campaignID, batch, first, ids, bys, now)
+	}
+	outs := make([]arrived, len(batch))
+	err := s.tx(ctx, func(tx *gorm.DB) error {
 		created := map[int64]bool{}
-		if s.dialect == config.Postgres {
-			var got []int64
-			if err := tx.Raw(`UPDATE invitations AS i SET attended = true, checked_in_at = ?, checked_in_by = v.by, updated_at = ?
-				FROM unnest(?::bigint[], ?::text[]) AS v(id, by) WHERE i.id = v.id AND NOT i.attended RETURNING i.id`,
-				now, now, pgArray{ids}, pgArray{bys}).Scan(&got).Error; err != nil {
-				return err
+		for k, id := range ids {
+			res := tx.Model(&Invitation{}).Where("id = ? AND NOT attended", id).
+				Updates(map[string]any{"attended": true, "checked_in_at": now, "checked_in_by": bys[k], "updated_at": now})
+			if res.Error != nil {
+				return res.Error
 			}
-			for _, id := range got {
-				created[id] = true
-			}
-		} else {
-			for k, id := range ids {
-				res := tx.Model(&Invitation{}).Where("id = ? AND NOT attended", id).
-					Updates(map[string]any{"attended": true, "checked_in_at": now, "checked_in_by": bys[k], "updated_at": now})
-				if res.Error != nil {
-					return res.Error
-				}
-				created[id] = res.RowsAffected == 1
-			}
+			created[id] = res.RowsAffected == 1
 		}
 		// Another rep was a moment faster: their time stands.
 		var taken []int64
@@ -255,17 +248,166 @@ func (s *Store) settleArrivals(ctx context.Context, campaignID int64, batch []*a
 				levels[id] = l
 			}
 		}
-		for i, a := range batch {
-			o := &outs[i]
-			switch {
-			case created[a.invID] && first[a.invID] == i:
-				o.created, o.at, o.level = true, now, levels[a.customerID]
-			case created[a.invID]: // the same guest twice in this batch
-				o.at = now
-			default:
-				o.at = at[a.invID]
+		arrivalOutcomes(outs, batch, first, created, at, levels, now)
+		return nil
+	})
+	return outs, err
+}
+
+// arrivalOutcomes tells each request of a batch what became of it.
+func arrivalOutcomes(outs []arrived, batch []*arrival, first map[int64]int, created map[int64]bool,
+	at map[int64]time.Time, levels map[int64]Level, now time.Time) {
+	for i, a := range batch {
+		o := &outs[i]
+		switch {
+		case created[a.invID] && first[a.invID] == i:
+			o.created, o.at, o.level = true, now, levels[a.customerID]
+		case created[a.invID]: // the same guest twice in this batch
+			o.at = now
+		default:
+			o.at = at[a.invID]
+		}
+	}
+}
+
+// settleArrivalsPipelined is settleArrivals on PostgreSQL in two round
+// trips: the arrivals written, and the levels and held credits of their
+// customers locked and read; then the credits, the times of guests another
+// rep checked in first, and the commit. (Seven round trips, each waiting
+// for a busy core, made a batch the slow part of a first check-in.)
+func (s *Store) settleArrivalsPipelined(ctx context.Context, campaignID int64, batch []*arrival, first map[int64]int,
+	ids []int64, bys []string, now time.Time) ([]arrived, error) {
+	source := CampaignSource(campaignID)
+	rules, keys := rulesFor(&batch[0].c, TriggerAttended, source)
+	var custs []int64
+	for _, i := range first {
+		custs = append(custs, batch[i].customerID)
+	}
+	slices.Sort(custs) // locked in id order, as creditMany does
+	custs = slices.Compact(custs)
+	outs := make([]arrived, len(batch))
+	err := s.withPgConn(ctx, func(c *pgx.Conn) error {
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(`UPDATE invitations AS i SET attended = true, checked_in_at = $1, checked_in_by = v.by, updated_at = $1
+			FROM unnest($2::bigint[], $3::text[]) AS v(id, by) WHERE i.id = v.id AND NOT i.attended RETURNING i.id`, now, ids, bys)
+		if len(rules) > 0 {
+			b.Queue(`SELECT id, level FROM customers WHERE id = ANY($1) ORDER BY id FOR UPDATE`, custs)
+			b.Queue(`SELECT customer_id, credit_key FROM level_ledger WHERE customer_id = ANY($1) AND credit_key = ANY($2)`, custs, keys)
+		}
+		br := c.SendBatch(ctx, b)
+		created := map[int64]bool{}
+		var cur []customerLevel
+		var done []heldCredit
+		err := func() error {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+			rows, _ := br.Query()
+			got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			if err != nil {
+				return err
+			}
+			for _, id := range got {
+				created[id] = true
+			}
+			if len(rules) == 0 {
+				return nil
+			}
+			rows, _ = br.Query()
+			if cur, err = pgx.CollectRows(rows, pgx.RowToStructByPos[customerLevel]); err != nil {
+				return err
+			}
+			rows, _ = br.Query()
+			done, err = pgx.CollectRows(rows, pgx.RowToStructByPos[heldCredit])
+			return err
+		}()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		// The attended credit, a rep (ledger actor) at a time, for the
+		// guests this batch checked in.
+		creditedBy := map[int64]string{} // customer -> the rep whose tap won
+		for id, i := range first {
+			if created[id] {
+				creditedBy[batch[i].customerID] = batch[i].actor
 			}
 		}
+		var entries []LedgerEntry
+		levels := map[int64]Level{}
+		b = &pgx.Batch{}
+		byActor := map[string][]customerLevel{}
+		for _, cl := range cur {
+			if a, ok := creditedBy[cl.ID]; ok {
+				byActor[a] = append(byActor[a], cl)
+			}
+		}
+		for actor, cls := range byActor {
+			plan, err := planCredits(rules, cls, done, source, actor, s.now())
+			if err != nil {
+				return err
+			}
+			entries = append(entries, plan.entries...)
+			for id, l := range plan.level {
+				levels[id] = l
+			}
+			for to, moved := range plan.moved {
+				b.Queue(`UPDATE customers SET level = $1, updated_at = $2 WHERE id = ANY($3)`, to, plan.at, moved)
+			}
+		}
+		if len(entries) > 0 {
+			b.Queue(ledgerInsertSQL, ledgerArrays(entries)...)
+		}
+		var taken []int64
+		for _, id := range ids {
+			if !created[id] {
+				taken = append(taken, id) // another rep was a moment faster: their time stands
+			}
+		}
+		if len(taken) > 0 {
+			b.Queue(`SELECT id, checked_in_at FROM invitations WHERE id = ANY($1)`, taken)
+		}
+		b.Queue("COMMIT")
+		n := b.Len()
+		br = c.SendBatch(ctx, b)
+		at := map[int64]time.Time{}
+		err = func() error {
+			for k := 0; k < n; k++ {
+				if k == n-2 && len(taken) > 0 {
+					rows, _ := br.Query()
+					for rows.Next() {
+						var id int64
+						var t *time.Time
+						if err := rows.Scan(&id, &t); err != nil {
+							rows.Close()
+							return err
+						}
+						if t != nil {
+							at[id] = t.UTC()
+						}
+					}
+					rows.Close()
+					if err := rows.Err(); err != nil {
+						return err
+					}
+					continue
+				}
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
+			}
+			return nil
+		}()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		arrivalOutcomes(outs, batch, first, created, at, levels, now)
 		return nil
 	})
 	return outs, err
