@@ -292,17 +292,12 @@ func (s *Store) settleArrivalsPipelined(ctx context.Context, campaignID int64, b
 		b.Queue(`UPDATE invitations AS i SET attended = true, checked_in_at = $1, checked_in_by = v.by, updated_at = $1
 			FROM unnest($2::bigint[], $3::text[]) AS v(id, by) WHERE i.id = v.id AND NOT i.attended RETURNING i.id`, now, ids, bys)
 		if len(rules) > 0 {
-			b.Queue(`SELECT id, level FROM customers WHERE id = ANY($1) ORDER BY id FOR UPDATE`, custs)
-			b.Queue(`SELECT customer_id, credit_key FROM level_ledger WHERE customer_id = ANY($1) AND credit_key = ANY($2)`, custs, keys)
+			queueLockAndHeldCredits(b, custs, keys)
 		}
-		br := c.SendBatch(ctx, b)
 		created := map[int64]bool{}
 		var cur []customerLevel
 		var done []heldCredit
-		err := func() error {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
+		if err := sendBatch(ctx, c, b, 1, func(br pgx.BatchResults) error {
 			rows, _ := br.Query()
 			got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 			if err != nil {
@@ -311,21 +306,11 @@ func (s *Store) settleArrivalsPipelined(ctx context.Context, campaignID int64, b
 			for _, id := range got {
 				created[id] = true
 			}
-			if len(rules) == 0 {
-				return nil
+			if len(rules) > 0 {
+				cur, done, err = readLevelsAndHeldCredits(br)
 			}
-			rows, _ = br.Query()
-			if cur, err = pgx.CollectRows(rows, pgx.RowToStructByPos[customerLevel]); err != nil {
-				return err
-			}
-			rows, _ = br.Query()
-			done, err = pgx.CollectRows(rows, pgx.RowToStructByPos[heldCredit])
 			return err
-		}()
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		}); err != nil {
 			return err
 		}
 		// The attended credit, a rep (ledger actor) at a time, for the
@@ -336,7 +321,6 @@ func (s *Store) settleArrivalsPipelined(ctx context.Context, campaignID int64, b
 				creditedBy[batch[i].customerID] = batch[i].actor
 			}
 		}
-		var entries []LedgerEntry
 		levels := map[int64]Level{}
 		b = &pgx.Batch{}
 		byActor := map[string][]customerLevel{}
@@ -350,16 +334,10 @@ func (s *Store) settleArrivalsPipelined(ctx context.Context, campaignID int64, b
 			if err != nil {
 				return err
 			}
-			entries = append(entries, plan.entries...)
 			for id, l := range plan.level {
 				levels[id] = l
 			}
-			for to, moved := range plan.moved {
-				b.Queue(`UPDATE customers SET level = $1, updated_at = $2 WHERE id = ANY($3)`, to, plan.at, moved)
-			}
-		}
-		if len(entries) > 0 {
-			b.Queue(ledgerInsertSQL, ledgerArrays(entries)...)
+			queueCredits(b, plan)
 		}
 		var taken []int64
 		for _, id := range ids {
@@ -367,44 +345,29 @@ func (s *Store) settleArrivalsPipelined(ctx context.Context, campaignID int64, b
 				taken = append(taken, id) // another rep was a moment faster: their time stands
 			}
 		}
+		nExec := b.Len()
 		if len(taken) > 0 {
 			b.Queue(`SELECT id, checked_in_at FROM invitations WHERE id = ANY($1)`, taken)
 		}
 		b.Queue("COMMIT")
-		n := b.Len()
-		br = c.SendBatch(ctx, b)
 		at := map[int64]time.Time{}
-		err = func() error {
-			for k := 0; k < n; k++ {
-				if k == n-2 && len(taken) > 0 {
-					rows, _ := br.Query()
-					for rows.Next() {
-						var id int64
-						var t *time.Time
-						if err := rows.Scan(&id, &t); err != nil {
-							rows.Close()
-							return err
-						}
-						if t != nil {
-							at[id] = t.UTC()
-						}
+		if err := sendBatch(ctx, c, b, nExec, func(br pgx.BatchResults) error {
+			if len(taken) > 0 {
+				rows, _ := br.Query()
+				var id int64
+				var t *time.Time
+				if _, err := pgx.ForEachRow(rows, []any{&id, &t}, func() error {
+					if t != nil {
+						at[id] = t.UTC()
 					}
-					rows.Close()
-					if err := rows.Err(); err != nil {
-						return err
-					}
-					continue
-				}
-				if _, err := br.Exec(); err != nil {
+					return nil
+				}); err != nil {
 					return err
 				}
 			}
-			return nil
-		}()
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+			_, err := br.Exec() // COMMIT
+			return err
+		}); err != nil {
 			return err
 		}
 		arrivalOutcomes(outs, batch, first, created, at, levels, now)

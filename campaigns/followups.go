@@ -298,8 +298,25 @@ func (s *Store) enqueueSeats(tx *gorm.DB, campaignID int64, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	if s.dialect == config.Postgres {
+		_, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, seatNoticesSQL, s.seatNoticeArgs(campaignID, ids)...)
+		return err
+	}
 	_, err := s.enqueueFollowups(tx, campaignID, FollowSeat, "seat:"+fmt.Sprint(s.now().UnixNano()), s.now(), "id IN ?", ids)
 	return err
+}
+
+// seatNoticesSQL is enqueueFollowups of seat notices for a list of
+// invitations, as one PostgreSQL statement (seatNoticeArgs), so that a
+// pgx batch can carry it too.
+const seatNoticesSQL = `INSERT INTO followups (campaign_id, invitation_id, customer_id, email, kind, dedupe_key, due_at, status,
+	uncertain, attempts, status_reason, created_at, updated_at)
+	SELECT campaign_id, id, customer_id, email, $3, $4, $5, 'pending', false, 0, '', $5, $5
+	FROM invitations WHERE campaign_id = $1 AND NOT holdout AND id = ANY($2) ON CONFLICT DO NOTHING`
+
+func (s *Store) seatNoticeArgs(campaignID int64, ids []int64) []any {
+	now := s.now()
+	return []any{campaignID, ids, FollowSeat, "seat:" + fmt.Sprint(now.UnixNano()), now}
 }
 
 // ShortDuration writes an offset as people write it: 48h, 1h30m, 90s.

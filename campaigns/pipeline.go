@@ -38,3 +38,54 @@ func (s *Store) withPgConn(ctx context.Context, fn func(*pgx.Conn) error) error 
 		return err
 	})
 }
+
+// sendBatch sends b in one round trip: it executes the first nExec
+// statements, hands the rest of the results to read (when not nil), and
+// reports the first error.
+func sendBatch(ctx context.Context, c *pgx.Conn, b *pgx.Batch, nExec int, read func(pgx.BatchResults) error) error {
+	br := c.SendBatch(ctx, b)
+	err := func() error {
+		for k := 0; k < nExec; k++ {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		if read != nil {
+			return read(br)
+		}
+		return nil
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// queueLockAndHeldCredits queues the locking read of customers' levels (in
+// id order, as creditMany takes them) and of the credits they hold.
+func queueLockAndHeldCredits(b *pgx.Batch, customers []int64, keys []string) {
+	b.Queue(`SELECT id, level FROM customers WHERE id = ANY($1) ORDER BY id FOR UPDATE`, customers)
+	b.Queue(`SELECT customer_id, credit_key FROM level_ledger WHERE customer_id = ANY($1) AND credit_key = ANY($2)`, customers, keys)
+}
+
+// readLevelsAndHeldCredits reads what queueLockAndHeldCredits asked.
+func readLevelsAndHeldCredits(br pgx.BatchResults) ([]customerLevel, []heldCredit, error) {
+	rows, _ := br.Query()
+	cur, err := pgx.CollectRows(rows, pgx.RowToStructByPos[customerLevel])
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, _ = br.Query()
+	done, err := pgx.CollectRows(rows, pgx.RowToStructByPos[heldCredit])
+	return cur, done, err
+}
+
+// queueCredits queues a credit plan's level moves and ledger rows.
+func queueCredits(b *pgx.Batch, plan creditPlan) {
+	for to, ids := range plan.moved {
+		b.Queue(`UPDATE customers SET level = $1, updated_at = $2 WHERE id = ANY($3)`, to, plan.at, ids)
+	}
+	if len(plan.entries) > 0 {
+		b.Queue(ledgerInsertSQL, ledgerArrays(plan.entries)...)
+	}
+}

@@ -65,11 +65,22 @@ type guest struct {
 // field is read without touching this; TestGuestByTokenReadsEveryField
 // checks the result against GORM's.
 type guestQuery struct {
-	once  sync.Once
-	sql   string  // in the store's dialect
-	inv   [][]int // struct field index per invitation column
-	camp  [][]int
-	fails error
+	once             sync.Once
+	sql              string  // in the store's dialect
+	inv              [][]int // struct field index per invitation column
+	camp             [][]int
+	invCols, campCol string // the select lists, over aliases i and c
+	fails            error
+}
+
+// fieldPtrs points at the fields of the struct v points to, for a scan.
+func fieldPtrs(v any, idx [][]int) []any {
+	rv := reflect.ValueOf(v).Elem()
+	out := make([]any, len(idx))
+	for i, ix := range idx {
+		out[i] = rv.FieldByIndex(ix).Addr().Interface()
+	}
+	return out
 }
 
 func (s *Store) guestColumns() error {
@@ -112,6 +123,7 @@ func (s *Store) guestColumns() error {
 			return
 		}
 		q.inv, q.camp = inv, camp
+		q.invCols, q.campCol = strings.Join(invSel, ", "), strings.Join(campSel, ", ")
 		q.sql = "SELECT " + strings.Join(invSel, ", ") + ", " + strings.Join(campSel, ", ") + `, cu.name FROM public_tokens t
 			JOIN invitations i ON i.id = t.invitation_id JOIN campaigns c ON c.id = i.campaign_id JOIN customers cu ON cu.id = i.customer_id
 			WHERE t.token_hash = $1 AND t.kind = $2 AND t.expires_at > $3`
@@ -133,15 +145,7 @@ func (s *Store) guestByToken(ctx context.Context, token string) (*guest, error) 
 	}
 	q := &s.guestQuery
 	var g guest
-	dest := make([]any, 0, len(q.inv)+len(q.camp)+1)
-	iv, cv := reflect.ValueOf(&g.Invitation).Elem(), reflect.ValueOf(&g.Campaign).Elem()
-	for _, ix := range q.inv {
-		dest = append(dest, iv.FieldByIndex(ix).Addr().Interface())
-	}
-	for _, ix := range q.camp {
-		dest = append(dest, cv.FieldByIndex(ix).Addr().Interface())
-	}
-	dest = append(dest, &g.CustomerName)
+	dest := append(append(fieldPtrs(&g.Invitation, q.inv), fieldPtrs(&g.Campaign, q.camp)...), &g.CustomerName)
 	// database/sql directly: GORM would rebuild this long statement's text
 	// on every call.
 	err := s.sqlDB.QueryRowContext(ctx, q.sql, HashSecret(token), TokenRSVP, s.now()).Scan(dest...)

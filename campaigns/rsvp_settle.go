@@ -6,8 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/rapport/rapport/config"
 )
@@ -51,14 +51,13 @@ func (s *Store) submitAnswer(ctx context.Context, r *answerReq) (answerOut, erro
 // transaction. An answer that breaks a rule (too many guests, replies
 // closed) gets its own error; a database error fails the batch.
 func (s *Store) applyAnswers(ctx context.Context, campaignID int64, batch []*answerReq) ([]answerOut, error) {
+	if s.dialect == config.Postgres {
+		return s.applyAnswersPipelined(ctx, campaignID, batch)
+	}
 	outs := make([]answerOut, len(batch))
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		var c Campaign
-		q := tx.Model(&Campaign{})
-		if s.dialect == config.Postgres {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-		}
-		if err := q.Take(&c, campaignID).Error; err != nil {
+		if err := tx.Take(&c, campaignID).Error; err != nil { // SQLite: the transaction holds the only write lock
 			return notFound(err, "campaign", campaignID)
 		}
 		ids := make([]int64, 0, len(batch))
@@ -80,137 +79,11 @@ func (s *Store) applyAnswers(ctx context.Context, campaignID int64, batch []*ans
 		for i := range rows {
 			invs[rows[i].ID], waiting = &rows[i].Invitation, rows[i].Waiting
 		}
-		closes := c.RepliesCloseAt()
-		closed := c.Status == StatusCancelled || c.Status == StatusClosed || (closes != nil && !s.now().Before(*closes))
-		seats := c.SeatsTaken
-		var dirty []int64 // invitations changed and not yet written
-		isDirty := map[int64]bool{}
-		markDirty := func(inv *Invitation) {
-			if !isDirty[inv.ID] {
-				isDirty[inv.ID] = true
-				dirty = append(dirty, inv.ID)
-			}
-		}
-		var credited, promotedAll []int64
-		var lastSeq int64 // waitlist places strictly in arrival order, even within one clock tick
-		// The waitlist, in order, is read once, the first time an answer
-		// frees seats, and kept here for the rest of the batch; reading and
-		// promoting through the database cost every such answer four round
-		// trips (flush, seats, waitlist, one update per promotion).
-		var wl []*Invitation
-		wlLoaded := false
-		// flush writes the changed invitations and the seat count.
-		flush := func() error {
-			var newSeats *int64
-			if seats != c.SeatsTaken {
-				newSeats = &seats
-			}
-			if err := s.writeAnswers(tx, invs, dirty, c.ID, newSeats); err != nil {
-				return err
-			}
-			dirty, isDirty = dirty[:0], map[int64]bool{}
-			c.SeatsTaken = seats
-			return nil
-		}
-		for i, r := range batch {
-			inv := invs[r.invID]
-			switch {
-			case inv == nil:
-				outs[i].err = Errorf(ENOTFOUND, "invitation %d not found", r.invID)
-				continue
-			case r.guests < 0 || r.guests > c.GuestsPerInvite:
-				outs[i].err = &Error{Code: EINVALID, Message: "too many guests", Fields: map[string]string{
-					"guests": "you may bring up to " + itoa(int64(c.GuestsPerInvite))}}
-				continue
-			case closed:
-				outs[i].err = Errorf(ECONFLICT, "replies for %s are closed", c.Name)
-				continue
-			case sameAnswer(inv, r.answer, r.guests):
-				continue
-			}
-			now := s.now()
-			wasYes, wasWaiting, oldGuests := inv.RSVP == RSVPYes, inv.RSVP == RSVPWaitlisted, inv.Guests
-			if wasYes {
-				seats -= int64(1 + inv.Guests)
-			}
-			if r.answer == RSVPNo {
-				inv.RSVP, inv.WaitlistSeq = RSVPNo, nil
-			} else {
-				ahead := int64(0) // those already waiting keep their turn
-				if !wasYes {
-					ahead = waiting
-					if wasWaiting {
-						ahead--
-					}
-				}
-				if ahead == 0 && seats+1+int64(r.guests) <= int64(c.Capacity) {
-					inv.RSVP, inv.WaitlistSeq = RSVPYes, nil
-				} else if !wasWaiting {
-					seq := max(now.UnixNano(), lastSeq+1)
-					lastSeq = seq
-					inv.RSVP, inv.WaitlistSeq = RSVPWaitlisted, &seq
-				}
-			}
-			inv.Guests, inv.RSVPAt, inv.UpdatedAt = r.guests, &now, now
-			if inv.RSVP == RSVPYes {
-				seats += int64(1 + r.guests)
-			}
-			if wasWaiting && inv.RSVP != RSVPWaitlisted {
-				waiting--
-			} else if !wasWaiting && inv.RSVP == RSVPWaitlisted {
-				waiting++
-			}
-			markDirty(inv)
-			outs[i].changed = true
-			credited = append(credited, inv.CustomerID)
-			if wlLoaded { // keep the loaded waitlist as the answer left it
-				if wasWaiting && inv.RSVP != RSVPWaitlisted {
-					wl = slices.DeleteFunc(wl, func(w *Invitation) bool { return w.ID == inv.ID })
-				} else if !wasWaiting && inv.RSVP == RSVPWaitlisted {
-					at, _ := slices.BinarySearchFunc(wl, inv, byWaitlistPlace)
-					wl = slices.Insert(wl, at, inv)
-				}
-			}
-			if waiting > 0 && (wasYes || r.answer == RSVPNo || r.guests < oldGuests) {
-				if !wlLoaded {
-					// The database has the batch so far once flushed.
-					if err := flush(); err != nil {
-						return err
-					}
-					var rows []Invitation
-					if err := tx.Where("campaign_id = ? AND rsvp = ?", c.ID, RSVPWaitlisted).Order("waitlist_seq, id").Find(&rows).Error; err != nil {
-						return err
-					}
-					for k := range rows {
-						w := invs[rows[k].ID]
-						if w == nil {
-							w = &rows[k]
-							invs[w.ID] = w
-						}
-						wl = append(wl, w)
-					}
-					wlLoaded = true
-				}
-				// Freed seats go to those waiting, in order, stopping at the
-				// first party that does not fit (as promoteWaitlist does).
-				var promoted []int64
-				for len(wl) > 0 && seats+int64(1+wl[0].Guests) <= int64(c.Capacity) {
-					w := wl[0]
-					wl = wl[1:]
-					seats += int64(1 + w.Guests)
-					w.RSVP, w.WaitlistSeq, w.UpdatedAt = RSVPYes, nil, now
-					markDirty(w)
-					promoted = append(promoted, w.ID)
-				}
-				waiting -= int64(len(promoted))
-				promotedAll = append(promotedAll, promoted...)
-				outs[i].promoted = promoted
-			}
-		}
-		if err := flush(); err != nil {
+		credited, promoted, err := s.decideAnswers(&c, invs, waiting, batch, outs, gormAnswers{s, tx})
+		if err != nil {
 			return err
 		}
-		if err := s.enqueueSeats(tx, c.ID, promotedAll); err != nil {
+		if err := s.enqueueSeats(tx, c.ID, promoted); err != nil {
 			return err
 		}
 		if _, err := s.creditMany(tx, &c, credited, TriggerRSVPAnswered, CampaignSource(c.ID), "rsvp"); err != nil {
@@ -226,6 +99,166 @@ func (s *Store) applyAnswers(ctx context.Context, campaignID int64, batch []*ans
 	return outs, err
 }
 
+// answerIO is what deciding a batch reads and writes midway: the changed
+// invitations (and the seat count), and the waitlist.
+type answerIO interface {
+	writeAnswers(invs map[int64]*Invitation, ids []int64, campaignID int64, seats *int64) error
+	waitlist(campaignID int64) ([]Invitation, error)
+}
+
+// gormAnswers is answerIO in a GORM transaction.
+type gormAnswers struct {
+	s  *Store
+	tx *gorm.DB
+}
+
+func (g gormAnswers) writeAnswers(invs map[int64]*Invitation, ids []int64, campaignID int64, seats *int64) error {
+	return g.s.writeAnswers(g.tx, invs, ids, campaignID, seats)
+}
+
+func (g gormAnswers) waitlist(campaignID int64) ([]Invitation, error) {
+	var rows []Invitation
+	err := g.tx.Where("campaign_id = ? AND rsvp = ?", campaignID, RSVPWaitlisted).Order("waitlist_seq, id").Find(&rows).Error
+	return rows, err
+}
+
+// decideAnswers decides a batch's answers in arrival order against the
+// event c (locked by the caller) and writes them through io. It returns the
+// customers to credit and the guests promoted from the waitlist.
+func (s *Store) decideAnswers(c *Campaign, invs map[int64]*Invitation, waiting int64, batch []*answerReq, outs []answerOut,
+	io answerIO) (credited, promotedAll []int64, err error) {
+	closes := c.RepliesCloseAt()
+	closed := c.Status == StatusCancelled || c.Status == StatusClosed || (closes != nil && !s.now().Before(*closes))
+	seats := c.SeatsTaken
+	var dirty []int64 // invitations changed and not yet written
+	isDirty := map[int64]bool{}
+	markDirty := func(inv *Invitation) {
+		if !isDirty[inv.ID] {
+			isDirty[inv.ID] = true
+			dirty = append(dirty, inv.ID)
+		}
+	}
+	var lastSeq int64 // waitlist places strictly in arrival order, even within one clock tick
+	// The waitlist, in order, is read once, the first time an answer
+	// frees seats, and kept here for the rest of the batch; reading and
+	// promoting through the database cost every such answer four round
+	// trips (flush, seats, waitlist, one update per promotion).
+	var wl []*Invitation
+	wlLoaded := false
+	// flush writes the changed invitations and the seat count.
+	flush := func() error {
+		var newSeats *int64
+		if seats != c.SeatsTaken {
+			newSeats = &seats
+		}
+		if err := io.writeAnswers(invs, dirty, c.ID, newSeats); err != nil {
+			return err
+		}
+		dirty, isDirty = dirty[:0], map[int64]bool{}
+		c.SeatsTaken = seats
+		return nil
+	}
+	for i, r := range batch {
+		inv := invs[r.invID]
+		switch {
+		case inv == nil:
+			outs[i].err = Errorf(ENOTFOUND, "invitation %d not found", r.invID)
+			continue
+		case r.guests < 0 || r.guests > c.GuestsPerInvite:
+			outs[i].err = &Error{Code: EINVALID, Message: "too many guests", Fields: map[string]string{
+				"guests": "you may bring up to " + itoa(int64(c.GuestsPerInvite))}}
+			continue
+		case closed:
+			outs[i].err = Errorf(ECONFLICT, "replies for %s are closed", c.Name)
+			continue
+		case sameAnswer(inv, r.answer, r.guests):
+			continue
+		}
+		now := s.now()
+		wasYes, wasWaiting, oldGuests := inv.RSVP == RSVPYes, inv.RSVP == RSVPWaitlisted, inv.Guests
+		if wasYes {
+			seats -= int64(1 + inv.Guests)
+		}
+		if r.answer == RSVPNo {
+			inv.RSVP, inv.WaitlistSeq = RSVPNo, nil
+		} else {
+			ahead := int64(0) // those already waiting keep their turn
+			if !wasYes {
+				ahead = waiting
+				if wasWaiting {
+					ahead--
+				}
+			}
+			if ahead == 0 && seats+1+int64(r.guests) <= int64(c.Capacity) {
+				inv.RSVP, inv.WaitlistSeq = RSVPYes, nil
+			} else if !wasWaiting {
+				seq := max(now.UnixNano(), lastSeq+1)
+				lastSeq = seq
+				inv.RSVP, inv.WaitlistSeq = RSVPWaitlisted, &seq
+			}
+		}
+		inv.Guests, inv.RSVPAt, inv.UpdatedAt = r.guests, &now, now
+		if inv.RSVP == RSVPYes {
+			seats += int64(1 + r.guests)
+		}
+		if wasWaiting && inv.RSVP != RSVPWaitlisted {
+			waiting--
+		} else if !wasWaiting && inv.RSVP == RSVPWaitlisted {
+			waiting++
+		}
+		markDirty(inv)
+		outs[i].changed = true
+		credited = append(credited, inv.CustomerID)
+		if wlLoaded { // keep the loaded waitlist as the answer left it
+			if wasWaiting && inv.RSVP != RSVPWaitlisted {
+				wl = slices.DeleteFunc(wl, func(w *Invitation) bool { return w.ID == inv.ID })
+			} else if !wasWaiting && inv.RSVP == RSVPWaitlisted {
+				at, _ := slices.BinarySearchFunc(wl, inv, byWaitlistPlace)
+				wl = slices.Insert(wl, at, inv)
+			}
+		}
+		if waiting > 0 && (wasYes || r.answer == RSVPNo || r.guests < oldGuests) {
+			if !wlLoaded {
+				// The database has the batch so far once flushed.
+				if err := flush(); err != nil {
+					return nil, nil, err
+				}
+				rows, err := io.waitlist(c.ID)
+				if err != nil {
+					return nil, nil, err
+				}
+				for k := range rows {
+					w := invs[rows[k].ID]
+					if w == nil {
+						w = &rows[k]
+						invs[w.ID] = w
+					}
+					wl = append(wl, w)
+				}
+				wlLoaded = true
+			}
+			// Freed seats go to those waiting, in order, stopping at the
+			// first party that does not fit (as promoteWaitlist does).
+			var promoted []int64
+			for len(wl) > 0 && seats+int64(1+wl[0].Guests) <= int64(c.Capacity) {
+				w := wl[0]
+				wl = wl[1:]
+				seats += int64(1 + w.Guests)
+				w.RSVP, w.WaitlistSeq, w.UpdatedAt = RSVPYes, nil, now
+				markDirty(w)
+				promoted = append(promoted, w.ID)
+			}
+			waiting -= int64(len(promoted))
+			promotedAll = append(promotedAll, promoted...)
+			outs[i].promoted = promoted
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, nil, err
+	}
+	return credited, promotedAll, nil
+}
+
 // byWaitlistPlace orders waiting guests as the waitlist does: by
 // waitlist_seq, then id.
 func byWaitlistPlace(a, b *Invitation) int {
@@ -236,22 +269,164 @@ func byWaitlistPlace(a, b *Invitation) int {
 }
 
 // writeAnswers writes the RSVP columns of changed invitations and, when
-// seats is not nil, the event's seat count: one statement on PostgreSQL, a
-// row at a time on SQLite (one writer anyway).
+// seats is not nil, the event's seat count, a row at a time (SQLite: one
+// writer anyway; PostgreSQL goes through answersSQL).
 func (s *Store) writeAnswers(tx *gorm.DB, invs map[int64]*Invitation, ids []int64, campaignID int64, seats *int64) error {
-	if s.dialect != config.Postgres || len(ids) == 0 {
-		for _, id := range ids {
-			inv := invs[id]
-			if err := tx.Model(&Invitation{}).Where("id = ?", id).Updates(map[string]any{"rsvp": inv.RSVP, "guests": inv.Guests,
-				"waitlist_seq": inv.WaitlistSeq, "rsvp_at": inv.RSVPAt, "updated_at": inv.UpdatedAt}).Error; err != nil {
+	for _, id := range ids {
+		inv := invs[id]
+		if err := tx.Model(&Invitation{}).Where("id = ?", id).Updates(map[string]any{"rsvp": inv.RSVP, "guests": inv.Guests,
+			"waitlist_seq": inv.WaitlistSeq, "rsvp_at": inv.RSVPAt, "updated_at": inv.UpdatedAt}).Error; err != nil {
+			return err
+		}
+	}
+	if seats == nil {
+		return nil
+	}
+	return tx.Model(&Campaign{}).Where("id = ?", campaignID).UpdateColumn("seats_taken", *seats).Error
+}
+
+// applyAnswersPipelined is applyAnswers on PostgreSQL in three round trips
+// (pgx batches; seven statements, each a wait for a busy core, made the
+// batch the slow part of a changing answer): the event locked and the
+// batch's invitations read; the answers written and the credited
+// customers locked and read (invitations before customers, as check-ins
+// take them); the credits and the commit. Reading the waitlist, when an
+// answer frees seats, adds one.
+func (s *Store) applyAnswersPipelined(ctx context.Context, campaignID int64, batch []*answerReq) ([]answerOut, error) {
+	if err := s.guestColumns(); err != nil {
+		return nil, err
+	}
+	gq := &s.guestQuery
+	ids := make([]int64, len(batch))
+	for i, r := range batch {
+		ids[i] = r.invID
+	}
+	outs := make([]answerOut, len(batch))
+	err := s.withPgConn(ctx, func(conn *pgx.Conn) error {
+		var c Campaign
+		found := false
+		invs := map[int64]*Invitation{}
+		var waiting int64
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(`SELECT `+gq.campCol+` FROM campaigns c WHERE c.id = $1 FOR UPDATE`, campaignID)
+		b.Queue(`SELECT `+gq.invCols+`, (SELECT count(*) FROM invitations w WHERE w.campaign_id = $1 AND w.rsvp = 'waitlisted')
+			FROM invitations i WHERE i.id = ANY($2) AND i.campaign_id = $1`, campaignID, ids)
+		if err := sendBatch(ctx, conn, b, 1, func(br pgx.BatchResults) error {
+			rows, _ := br.Query()
+			if _, err := pgx.ForEachRow(rows, fieldPtrs(&c, gq.camp), func() error { found = true; return nil }); err != nil {
 				return err
 			}
+			rows, _ = br.Query()
+			defer rows.Close()
+			for rows.Next() {
+				inv := &Invitation{}
+				if err := rows.Scan(append(fieldPtrs(inv, gq.inv), &waiting)...); err != nil {
+					return err
+				}
+				invs[inv.ID] = inv
+			}
+			return rows.Err()
+		}); err != nil {
+			return err
 		}
-		if seats == nil {
-			return nil
+		if !found {
+			return Errorf(ENOTFOUND, "campaign %d not found", campaignID)
 		}
-		return tx.Model(&Campaign{}).Where("id = ?", campaignID).UpdateColumn("seats_taken", *seats).Error
+		io := &pgAnswers{ctx: ctx, conn: conn, cols: gq, pending: &pgx.Batch{}}
+		credited, promoted, err := s.decideAnswers(&c, invs, waiting, batch, outs, io)
+		if err != nil {
+			return err
+		}
+		b = io.pending
+		if len(promoted) > 0 {
+			b.Queue(seatNoticesSQL, s.seatNoticeArgs(c.ID, promoted)...)
+		}
+		source := CampaignSource(c.ID)
+		rules, keys := rulesFor(&c, TriggerRSVPAnswered, source)
+		slices.Sort(credited)
+		credited = slices.Compact(credited)
+		credit := len(rules) > 0 && len(credited) > 0
+		nExec := b.Len()
+		if credit {
+			queueLockAndHeldCredits(b, credited, keys)
+		}
+		var cur []customerLevel
+		var done []heldCredit
+		if err := sendBatch(ctx, conn, b, nExec, func(br pgx.BatchResults) error {
+			if !credit {
+				return nil
+			}
+			var err error
+			cur, done, err = readLevelsAndHeldCredits(br)
+			return err
+		}); err != nil {
+			return err
+		}
+		b = &pgx.Batch{}
+		if credit {
+			plan, err := planCredits(rules, cur, done, source, "rsvp", s.now())
+			if err != nil {
+				return err
+			}
+			queueCredits(b, plan)
+		}
+		b.Queue("COMMIT")
+		if err := sendBatch(ctx, conn, b, b.Len(), nil); err != nil {
+			return err
+		}
+		for i, r := range batch {
+			if inv := invs[r.invID]; inv != nil {
+				outs[i].inv, outs[i].c = *inv, c
+			}
+		}
+		return nil
+	})
+	return outs, err
+}
+
+// pgAnswers is answerIO over pgx: writes wait in pending and go with the
+// next read or the commit.
+type pgAnswers struct {
+	ctx     context.Context
+	conn    *pgx.Conn
+	cols    *guestQuery
+	pending *pgx.Batch
+}
+
+func (p *pgAnswers) writeAnswers(invs map[int64]*Invitation, ids []int64, campaignID int64, seats *int64) error {
+	if len(ids) > 0 || seats != nil {
+		q, args := answersSQL(invs, ids, campaignID, seats)
+		p.pending.Queue(q, args...)
 	}
+	return nil
+}
+
+func (p *pgAnswers) waitlist(campaignID int64) ([]Invitation, error) {
+	b := p.pending
+	p.pending = &pgx.Batch{}
+	nExec := b.Len()
+	b.Queue(`SELECT `+p.cols.invCols+` FROM invitations i WHERE i.campaign_id = $1 AND i.rsvp = 'waitlisted'
+		ORDER BY i.waitlist_seq, i.id`, campaignID)
+	var out []Invitation
+	err := sendBatch(p.ctx, p.conn, b, nExec, func(br pgx.BatchResults) error {
+		rows, _ := br.Query()
+		defer rows.Close()
+		for rows.Next() {
+			var inv Invitation
+			if err := rows.Scan(fieldPtrs(&inv, p.cols.inv)...); err != nil {
+				return err
+			}
+			out = append(out, inv)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// answersSQL writes changed invitations' RSVP columns and, when seats is
+// not nil, the event's seat count, in one PostgreSQL statement.
+func answersSQL(invs map[int64]*Invitation, ids []int64, campaignID int64, seats *int64) (string, []any) {
 	n := len(ids)
 	rsvp, guests, seq := make([]string, n), make([]int32, n), make([]*int64, n)
 	answered, at := make([]*time.Time, n), make([]time.Time, n)
@@ -261,12 +436,12 @@ func (s *Store) writeAnswers(tx *gorm.DB, invs map[int64]*Invitation, ids []int6
 	}
 	// A guest promoted from the waitlist keeps the time they answered.
 	q := `UPDATE invitations AS i SET rsvp = v.rsvp, guests = v.guests, waitlist_seq = v.seq, rsvp_at = v.answered, updated_at = v.at
-		FROM unnest(?::bigint[], ?::text[], ?::int[], ?::bigint[], ?::timestamptz[], ?::timestamptz[]) AS v(id, rsvp, guests, seq, answered, at)
+		FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::timestamptz[], $6::timestamptz[]) AS v(id, rsvp, guests, seq, answered, at)
 		WHERE i.id = v.id`
-	args := []any{pgArray{ids}, pgArray{rsvp}, pgArray{guests}, pgArray{seq}, pgArray{answered}, pgArray{at}}
-	if seats != nil { // the seat count in the same round trip
-		q = `WITH answers AS (` + q + ` RETURNING 1) UPDATE campaigns SET seats_taken = ? WHERE id = ?`
+	args := []any{ids, rsvp, guests, seq, answered, at}
+	if seats != nil { // the seat count in the same statement
+		q = `WITH answers AS (` + q + ` RETURNING 1) UPDATE campaigns SET seats_taken = $7 WHERE id = $8`
 		args = append(args, *seats, campaignID)
 	}
-	return tx.Exec(q, args...).Error
+	return q, args
 }
