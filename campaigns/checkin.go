@@ -287,8 +287,13 @@ func (s *Store) settleArrivalsPipelined(ctx context.Context, campaignID int64, b
 	custs = slices.Compact(custs)
 	outs := make([]arrived, len(batch))
 	err := s.withPgConn(ctx, func(c *pgx.Conn) error {
+		// Locks go event, invitations, customers, each in id order, as RSVP
+		// batches take them (the event's FOR UPDATE there): batches of two
+		// processes, or an RSVP batch and a check-in batch, cannot deadlock.
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
+		b.Queue(`SELECT 1 FROM campaigns WHERE id = $1 FOR SHARE`, campaignID)
+		b.Queue(`SELECT id FROM invitations WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
 		b.Queue(`UPDATE invitations AS i SET attended = true, checked_in_at = $1, checked_in_by = v.by, updated_at = $1
 			FROM unnest($2::bigint[], $3::text[]) AS v(id, by) WHERE i.id = v.id AND NOT i.attended RETURNING i.id`, now, ids, bys)
 		if len(rules) > 0 {
@@ -297,7 +302,7 @@ func (s *Store) settleArrivalsPipelined(ctx context.Context, campaignID int64, b
 		created := map[int64]bool{}
 		var cur []customerLevel
 		var done []heldCredit
-		if err := sendBatch(ctx, c, b, 1, func(br pgx.BatchResults) error {
+		if err := sendBatch(ctx, c, b, 3, func(br pgx.BatchResults) error {
 			rows, _ := br.Query()
 			got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 			if err != nil {

@@ -310,8 +310,10 @@ func (s *Store) applyAnswersPipelined(ctx context.Context, campaignID int64, bat
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
 		b.Queue(`SELECT `+gq.campCol+` FROM campaigns c WHERE c.id = $1 FOR UPDATE`, campaignID)
+		// The batch's invitations are locked in id order, as check-in
+		// batches take them.
 		b.Queue(`SELECT `+gq.invCols+`, (SELECT count(*) FROM invitations w WHERE w.campaign_id = $1 AND w.rsvp = 'waitlisted')
-			FROM invitations i WHERE i.id = ANY($2) AND i.campaign_id = $1`, campaignID, ids)
+			FROM invitations i WHERE i.id = ANY($2) AND i.campaign_id = $1 ORDER BY i.id FOR UPDATE OF i`, campaignID, ids)
 		if err := sendBatch(ctx, conn, b, 1, func(br pgx.BatchResults) error {
 			rows, _ := br.Query()
 			if _, err := pgx.ForEachRow(rows, fieldPtrs(&c, gq.camp), func() error { found = true; return nil }); err != nil {

@@ -634,3 +634,52 @@ func TestBusyDoorChecksEachGuestInOnce(t *testing.T) {
 		}
 	})
 }
+
+// Two web processes (two stores, each with its own batch queues) check the
+// same guests in, in opposite orders, while the guests answer: every
+// request succeeds (batches of both kinds take their locks in one order),
+// and each guest is in once.
+func TestBatchesOfTwoProcessesAtOnce(t *testing.T) {
+	ctx := context.Background()
+	u := campaignstest.URL(t, campaignstest.Postgres)
+	var stores []*campaigns.Store
+	for i := 0; i < 2; i++ {
+		s, err := campaigns.Open(ctx, u)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		_, err = s.Migrate(ctx)
+		require.NoError(t, err)
+		stores = append(stores, s)
+	}
+	const n = 60
+	c, cl := sentEvent(t, stores[0], n, n*3, 1)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*n)
+	for p, s := range stores {
+		for k := 0; k < n; k++ {
+			g := k
+			if p == 1 {
+				g = n - 1 - k // the other process goes the other way
+			}
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				_, err := s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{CustomerID: cl[g].CustomerID}, nil)
+				errs <- err
+			}()
+			go func() {
+				defer wg.Done()
+				_, err := s.Answer(ctx, cl[g].Tokens[campaigns.TokenRSVP], []string{campaigns.RSVPYes, campaigns.RSVPNo}[(g+p)%2], p%2)
+				errs <- err
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	var attended int64
+	require.NoError(t, stores[0].DB().Model(&campaigns.Invitation{}).Where("campaign_id = ? AND attended", c.ID).Count(&attended).Error)
+	require.EqualValues(t, n, attended)
+}
