@@ -209,12 +209,7 @@ func (s *Store) settleArrivals(ctx context.Context, campaignID int64, batch []*a
 			created[id] = res.RowsAffected == 1
 		}
 		// Another rep was a moment faster: their time stands.
-		var taken []int64
-		for _, id := range ids {
-			if !created[id] {
-				taken = append(taken, id)
-			}
-		}
+		taken := notCreated(ids, created)
 		at := map[int64]time.Time{}
 		if len(taken) > 0 {
 			var rows []Invitation
@@ -252,6 +247,17 @@ func (s *Store) settleArrivals(ctx context.Context, campaignID int64, batch []*a
 		return nil
 	})
 	return outs, err
+}
+
+// notCreated is the invitations of ids this batch did not check in.
+func notCreated(ids []int64, created map[int64]bool) []int64 {
+	var out []int64
+	for _, id := range ids {
+		if !created[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // arrivalOutcomes tells each request of a batch what became of it.
@@ -344,12 +350,7 @@ func (s *Store) settleArrivalsPipelined(ctx context.Context, campaignID int64, b
 			}
 			queueCredits(b, plan)
 		}
-		var taken []int64
-		for _, id := range ids {
-			if !created[id] {
-				taken = append(taken, id) // another rep was a moment faster: their time stands
-			}
-		}
+		taken := notCreated(ids, created) // another rep was a moment faster: their time stands
 		nExec := b.Len()
 		if len(taken) > 0 {
 			b.Queue(`SELECT id, checked_in_at FROM invitations WHERE id = ANY($1)`, taken)

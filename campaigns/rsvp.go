@@ -65,12 +65,12 @@ type guest struct {
 // field is read without touching this; TestGuestByTokenReadsEveryField
 // checks the result against GORM's.
 type guestQuery struct {
-	once             sync.Once
-	sql              string  // in the store's dialect
-	inv              [][]int // struct field index per invitation column
-	camp             [][]int
-	invCols, campCol string // the select lists, over aliases i and c
-	fails            error
+	once              sync.Once
+	sql               string  // in the store's dialect
+	inv               [][]int // struct field index per invitation column
+	camp              [][]int
+	invCols, campCols string // the select lists, over aliases i and c
+	fails             error
 }
 
 // fieldPtrs points at the fields of the struct v points to, for a scan.
@@ -123,7 +123,7 @@ func (s *Store) guestColumns() error {
 			return
 		}
 		q.inv, q.camp = inv, camp
-		q.invCols, q.campCol = strings.Join(invSel, ", "), strings.Join(campSel, ", ")
+		q.invCols, q.campCols = strings.Join(invSel, ", "), strings.Join(campSel, ", ")
 		q.sql = "SELECT " + strings.Join(invSel, ", ") + ", " + strings.Join(campSel, ", ") + `, cu.name FROM public_tokens t
 			JOIN invitations i ON i.id = t.invitation_id JOIN campaigns c ON c.id = i.campaign_id JOIN customers cu ON cu.id = i.customer_id
 			WHERE t.token_hash = $1 AND t.kind = $2 AND t.expires_at > $3`

@@ -309,7 +309,7 @@ func (s *Store) applyAnswersPipelined(ctx context.Context, campaignID int64, bat
 		var waiting int64
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
-		b.Queue(`SELECT `+gq.campCol+` FROM campaigns c WHERE c.id = $1 FOR UPDATE`, campaignID)
+		b.Queue(`SELECT `+gq.campCols+` FROM campaigns c WHERE c.id = $1 FOR UPDATE`, campaignID)
 		// The batch's invitations are locked in id order, as check-in
 		// batches take them.
 		b.Queue(`SELECT `+gq.invCols+`, (SELECT count(*) FROM invitations w WHERE w.campaign_id = $1 AND w.rsvp = 'waitlisted')
