@@ -106,6 +106,14 @@ func (in *CustomerInput) normalize() Invalid {
 			}
 		}
 	}
+	// The database refuses text that is not UTF-8, or holds a NUL; named
+	// here, the row's own field is blamed instead of its whole batch.
+	for field, p := range map[string]*string{"external_id": &in.ExternalID, "name": &in.Name,
+		"company": in.Company, "metro_area": in.MetroArea, "phone": in.Phone} {
+		if p != nil && (!utf8.ValidString(*p) || strings.ContainsRune(*p, 0)) {
+			v.Add(field, "is not valid UTF-8 text")
+		}
+	}
 	if in.AnnualSpendCents != nil && *in.AnnualSpendCents < 0 {
 		v.Add("annual_spend_cents", "must not be negative")
 	}
@@ -139,6 +147,11 @@ type UpsertMeta struct {
 	Actor  string // "ana@example.com", "cli"
 	Source string // "import:12", "api"
 	Rule   string // RuleImport or RuleAPI
+
+	// fresh is the fresh load (bulk.go) a large first import writes
+	// through: customers was empty when it began and nobody else can
+	// write it, so every row is new and nothing needs looking up.
+	fresh *freshLoad
 }
 
 // UpsertCustomer creates or updates one customer, matched by external_id,
@@ -205,7 +218,7 @@ func (s *Store) upsertBatch(ctx context.Context, tx *gorm.DB, ins []CustomerInpu
 		emails = append(emails, ins[i].Email)
 	}
 	var found []*Customer
-	if len(emails) > 0 {
+	if len(emails) > 0 && meta.fresh == nil {
 		q := tx.Where("email IN ?", emails)
 		if len(exts) > 0 {
 			q = tx.Where("email IN ? OR external_id IN ?", emails, exts)
@@ -344,7 +357,12 @@ func (s *Store) upsertBatch(ctx context.Context, tx *gorm.DB, ins []CustomerInpu
 		updates = append(updates, pendingUpdate{c: c, fields: fields, raiseTo: raise})
 		out[i] = UpsertResult{Outcome: Updated, Customer: c, Warnings: warnings}
 	}
-	if len(created) > 0 {
+	if len(created) > 0 && meta.fresh != nil {
+		// Its "created" ledger rows are written when the load commits.
+		if err := meta.fresh.insertCustomers(ctx, created); err != nil {
+			return nil, err
+		}
+	} else if len(created) > 0 {
 		if err := insertCustomers(tx, created); err != nil {
 			return nil, err
 		}

@@ -49,3 +49,10 @@ func (s *Store) GuestByToken(ctx context.Context, token string) (Invitation, Cam
 	}
 	return g.Invitation, g.Campaign, g.CustomerName, nil
 }
+
+// SetFreshLoadMin lowers the size a seed or import needs to take the fresh
+// path (bulk.go), so tests can take it with a few hundred rows.
+func (s *Store) SetFreshLoadMin(rows int) { s.freshMin = rows }
+
+// FreshLoads is how many fresh loads this store has begun.
+func (s *Store) FreshLoads() int64 { return s.freshLoads.Load() }

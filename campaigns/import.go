@@ -97,6 +97,7 @@ type ImportResult struct {
 
 const (
 	importBatch        = 5000  // rows per transaction; larger batches gained little
+	customerRowBytes   = 100   // about how long a customer's CSV row is, to size a file in rows
 	maxProblems        = 10000 // kept in memory and printed
 	maxStoredProblems  = 500   // kept in the database for the web page
 	customerImportKind = "customers"
@@ -174,6 +175,12 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 	}
 	res := &ImportResult{Import: *im}
 	meta := UpsertMeta{Actor: opt.Actor, Source: "import:" + itoa(im.ID), Rule: RuleImport}
+	// A large file into an empty table is one fresh load (bulk.go): all or
+	// nothing, and several times quicker than keeping every index up to
+	// date. Its batches still go in one after another while the next is read.
+	if opt.Size/customerRowBytes >= int64(s.freshLoadMin()) {
+		meta.fresh = s.beginFreshLoad(ctx, int(opt.Size/customerRowBytes))
+	}
 	owners := newOwnerCache(s)
 	seen := map[uint64]int{} // hashes of external ids and emails → first row
 	addProblem := func(p RowProblem) {
@@ -195,6 +202,7 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 		out  []UpsertResult
 		err  error
 	}
+	var last chan struct{} // the latest batch's done, which a fresh load's next batch waits for
 	var inflight []*pending
 	var lastSaved time.Time
 	settle := func() error {
@@ -247,6 +255,16 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 		}
 		return first
 	}
+	// stop ends a run that cannot go on.
+	stop := func(err error) (*ImportResult, error) {
+		_ = drain()
+		if meta.fresh != nil {
+			meta.fresh.rollback()
+			res.Inserted = 0
+			err = fmt.Errorf("%w; nothing was imported (a large first import is all or nothing)", err)
+		}
+		return res, s.abort(ctx, res, err)
+	}
 	var batch []CustomerInput
 	var rows []int
 	flush := func() error {
@@ -254,10 +272,14 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 			return nil
 		}
 		p := &pending{rows: rows, done: make(chan struct{})}
-		go func(b []CustomerInput) {
+		go func(b []CustomerInput, prev chan struct{}) {
 			defer close(p.done)
+			if meta.fresh != nil && prev != nil {
+				<-prev // one connection: batches take turns
+			}
 			p.out, p.err = s.upsertRows(ctx, b, meta, owners)
-		}(batch)
+		}(batch, last)
+		last = p.done
 		inflight = append(inflight, p)
 		batch, rows = make([]CustomerInput, 0, importBatch), make([]int, 0, importBatch)
 		if len(inflight) >= window {
@@ -286,8 +308,7 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 				continue
 			}
 			if !errors.As(err, &pe) {
-				_ = drain()
-				return res, s.abort(ctx, res, fmt.Errorf("read row %d: %w", row, err))
+				return stop(fmt.Errorf("read row %d: %w", row, err))
 			}
 		}
 		if isBlank(rec) {
@@ -312,23 +333,27 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 		rows = append(rows, row)
 		if len(batch) >= importBatch {
 			if err := flush(); err != nil {
-				_ = drain()
-				return res, s.abort(ctx, res, err)
+				return stop(err)
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			_ = drain()
-			return res, s.abort(ctx, res, err)
+			return stop(err)
 		}
 	}
 	if err := flush(); err != nil {
-		_ = drain()
-		return res, s.abort(ctx, res, err)
+		return stop(err)
 	}
 	if err := drain(); err != nil {
-		return res, s.abort(ctx, res, err)
+		return stop(err)
 	}
-	if s.dialect == config.Postgres && res.Inserted >= 10000 {
+	if fl := meta.fresh; fl != nil {
+		meta.fresh = nil // committed or rolled back: stop must not roll it back again
+		if err := fl.commit(ctx, meta.Source, meta.Actor); err != nil {
+			res.Inserted = 0
+			return res, s.abort(ctx, res, fmt.Errorf("%w; nothing was imported (a large first import is all or nothing)", err))
+		}
+		s.forgetMetros()
+	} else if s.dialect == config.Postgres && res.Inserted >= 10000 {
 		// Fresh statistics let the planner use the audience indexes at once,
 		// instead of when autovacuum next looks.
 		_ = s.db.WithContext(ctx).Exec("ANALYZE customers").Error
@@ -348,25 +373,25 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 // the batch (another process inserted the same email a moment ago), each
 // row is retried alone so only the offending row is rejected.
 func (s *Store) upsertRows(ctx context.Context, batch []CustomerInput, meta UpsertMeta, owners *ownerCache) ([]UpsertResult, error) {
-	var out []UpsertResult
-	work := append([]CustomerInput(nil), batch...)
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		var err error
-		out, err = s.upsertBatch(ctx, tx, work, meta, owners)
-		return err
-	})
+	attempt := func(ins []CustomerInput) ([]UpsertResult, error) {
+		if meta.fresh != nil {
+			return s.upsertBatch(ctx, nil, ins, meta, owners) // on the load's own transaction
+		}
+		var out []UpsertResult
+		err := s.tx(ctx, func(tx *gorm.DB) error {
+			var err error
+			out, err = s.upsertBatch(ctx, tx, ins, meta, owners)
+			return err
+		})
+		return out, err
+	}
+	out, err := attempt(append([]CustomerInput(nil), batch...))
 	if err == nil || len(batch) == 1 || ctx.Err() != nil {
 		return out, err
 	}
 	out = make([]UpsertResult, len(batch))
 	for i := range batch {
-		one := []CustomerInput{batch[i]}
-		var r []UpsertResult
-		err := s.tx(ctx, func(tx *gorm.DB) error {
-			var err error
-			r, err = s.upsertBatch(ctx, tx, one, meta, owners)
-			return err
-		})
+		r, err := attempt([]CustomerInput{batch[i]})
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, err
@@ -389,17 +414,19 @@ func (s *Store) saveProgress(ctx context.Context, im *Import, problems []RowProb
 	return s.db.WithContext(ctx).Model(&Import{}).Where("id = ?", im.ID).Updates(map[string]any{
 		"status": im.Status, "bytes_read": im.BytesRead, "rows_read": im.RowsRead, "inserted": im.Inserted,
 		"updated": im.Updated, "unchanged": im.Unchanged, "rejected": im.Rejected, "problems": im.Problems,
-		"finished_at": im.FinishedAt,
+		"finished_at": im.FinishedAt, "error": im.Error,
 	}).Error
 }
 
-// abort records why a run stopped part-way; batches already committed stay,
-// and re-running the same file completes it without duplicates.
+// abort records why a run stopped part-way, with what it did up to then;
+// batches already committed stay, and re-running the same file completes
+// it without duplicates.
 func (s *Store) abort(ctx context.Context, res *ImportResult, err error) error {
-	res.Status, res.Error = "failed", err.Error()
+	now := s.now()
+	res.Status, res.Error, res.FinishedAt = "failed", err.Error(), &now
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_ = s.FailImport(fctx, res.ID, err.Error())
+	_ = s.saveProgress(fctx, &res.Import, res.Problems)
 	return err
 }
 

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -40,6 +41,9 @@ type Store struct {
 	metros   []MetroCount // see Metros
 
 	metrosAt time.Time
+
+	freshMin   int          // rows a load needs to take the fresh path; 0 means freshLoadRows
+	freshLoads atomic.Int64 // fresh loads begun, for tests
 
 	answers    batches[*answerReq, answerOut] // RSVP answers waiting to be settled, per event
 	arrivals   batches[*arrival, arrived]     // first check-ins waiting to be written, per event

@@ -2,7 +2,7 @@
 // files and drives a running `rapport serve` over HTTP, printing one
 // "name=value" line per figure for the shell script's table.
 //
-//	bench csv N                      a CRM export of N customers on stdout
+//	bench csv N [FROM]               a CRM export of N customers (numbered from FROM) on stdout
 //	bench key DIR                    a webhook signing key; prints the public half
 //	bench http BASE TOKEN EMAIL PW   audience preview and customer list timings
 //	bench links BASE TOKEN DIR       an event for ~5,000 guests, sent and each answered yes once; wrk scripts in DIR
@@ -42,7 +42,11 @@ func main() {
 	switch os.Args[1] {
 	case "csv":
 		n, _ := strconv.Atoi(arg(a, 0))
-		writeCSV(os.Stdout, n)
+		from := 0
+		if len(a) > 1 {
+			from, _ = strconv.Atoi(a[1])
+		}
+		writeCSV(os.Stdout, from, n)
 	case "key":
 		key(arg(a, 0))
 	case "http":
@@ -79,11 +83,11 @@ func check(err error) {
 // metros are the first eight of `rapport seed`'s metro areas.
 var metros = []string{"Chicago", "Evanston", "Milwaukee", "Indianapolis", "Madison", "Detroit", "Minneapolis", "St. Louis"}
 
-func writeCSV(w io.Writer, n int) {
+func writeCSV(w io.Writer, from, n int) {
 	bw := &bytes.Buffer{}
 	bw.WriteString("external_id,name,email,company,metro_area,annual_spend,level,phone\n")
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := 0; i < n; i++ {
+	r := rand.New(rand.NewPCG(1, uint64(2+from)))
+	for i := from; i < from+n; i++ {
 		fmt.Fprintf(bw, "B-%07d,Person %d,person%d@bench.example.com,\"Firm %d, Inc\",%s,\"$%d.%02d\",%d,+1 312 555 %04d\n",
 			i, i, i, i%997, metros[r.IntN(len(metros))], r.IntN(20000), r.IntN(100), 1+r.IntN(7), i%10000)
 		if bw.Len() > 1<<20 {

@@ -1,0 +1,227 @@
+package campaigns_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rapport/rapport/campaigns"
+	"github.com/rapport/rapport/campaigns/campaignstest"
+)
+
+// schemaOf lists customers' and the ledger's indexes and constraints, as
+// PostgreSQL would write them to create them again.
+func schemaOf(t *testing.T, s *campaigns.Store) []string {
+	t.Helper()
+	var defs []string
+	require.NoError(t, s.DB().Raw(`SELECT indexdef FROM pg_indexes
+		WHERE schemaname = current_schema() AND tablename IN ('customers', 'level_ledger')
+		UNION ALL
+		SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
+		WHERE conrelid IN ('customers'::regclass, 'level_ledger'::regclass)
+		ORDER BY 1`).Scan(&defs).Error)
+	require.NotEmpty(t, defs)
+	return defs
+}
+
+// createdRowsMatch counts customers whose one "created" ledger row names
+// their level, the given source, and when they were created.
+func createdRowsMatch(t *testing.T, s *campaigns.Store, source string) int64 {
+	t.Helper()
+	var n int64
+	require.NoError(t, s.DB().Raw(`SELECT count(*) FROM customers c JOIN level_ledger l ON l.customer_id = c.id
+		WHERE l.rule = ? AND l.from_level = 0 AND l.to_level = c.level AND l.source = ? AND l.created_at = c.created_at
+		  AND (SELECT count(*) FROM level_ledger x WHERE x.customer_id = c.id) = 1`, campaigns.RuleCreated, source).Scan(&n).Error)
+	return n
+}
+
+func TestFreshSeedPutsEveryIndexAndConstraintBack(t *testing.T) {
+	s := campaignstest.Open(t, campaignstest.Postgres)
+	s.SetFreshLoadMin(100)
+	ctx := context.Background()
+	before := schemaOf(t, s)
+
+	n, err := s.Seed(ctx, campaigns.SeedOptions{Customers: 2500, Metros: 4, Seed: 7, Actor: "t", Tag: "fresh"})
+	require.NoError(t, err)
+	require.Equal(t, 2500, n)
+	require.EqualValues(t, 1, s.FreshLoads(), "an empty table takes the fresh path")
+	require.Equal(t, before, schemaOf(t, s))
+	require.EqualValues(t, 2500, createdRowsMatch(t, s, "seed"))
+
+	// The sequences moved past what the load took.
+	r, err := s.UpsertCustomer(ctx, campaigns.CustomerInput{Name: "After Load", Email: "after@example.com"},
+		campaigns.UpsertMeta{Actor: "t", Source: "api", Rule: campaigns.RuleAPI})
+	require.NoError(t, err)
+	require.Greater(t, r.Customer.ID, int64(2500))
+	led, err := s.Ledger(ctx, r.Customer.ID)
+	require.NoError(t, err)
+	require.Len(t, led, 1)
+	// The constraints work again.
+	var email string
+	require.NoError(t, s.DB().Raw("SELECT email FROM customers ORDER BY id LIMIT 1").Scan(&email).Error)
+	err = s.DB().Exec(`INSERT INTO customers (name, email, created_at, updated_at) VALUES ('Twin', ?, now(), now())`, email).Error
+	require.Error(t, err, "email is unique again")
+	err = s.DB().Exec(`INSERT INTO level_ledger (customer_id, from_level, to_level, rule, created_at) VALUES (999999, 1, 2, 'x', now())`).Error
+	require.Error(t, err, "the ledger's foreign key is back")
+
+	// A table with customers in it takes the ordinary path.
+	n, err = s.Seed(ctx, campaigns.SeedOptions{Customers: 500, Metros: 4, Seed: 8, Actor: "t", Tag: "more"})
+	require.NoError(t, err)
+	require.Equal(t, 500, n)
+	require.EqualValues(t, 1, s.FreshLoads())
+	require.EqualValues(t, 3000, createdRowsMatch(t, s, "seed"))
+}
+
+// freshCSV is rows customers, with the problems an import must name by
+// row on either path.
+func freshCSV(rows int) string {
+	var b strings.Builder
+	b.WriteString("external_id,name,email,metro_area,annual_spend,level\n")
+	for i := 0; i < rows; i++ {
+		switch i {
+		case 10: // row 12
+			b.WriteString("F10,Bad Email,not-an-email,Chicago,$5,2\n")
+		case 20: // row 22: the same email as row 2
+			b.WriteString("F20,Twin,f0@example.com,Chicago,$5,2\n")
+		case 300: // row 302, past the first 4 KB, which are checked as a whole
+			b.WriteString("F300,Caf\xe9 Latin-1,f300@example.com,Chicago,$5,2\n")
+		default:
+			fmt.Fprintf(&b, "F%d,Person %d,f%d@example.com,Metro %d,$%d.00,%d\n", i, i, i, i%5, i, 1+i%7)
+		}
+	}
+	return b.String()
+}
+
+func TestFreshImportRejectsBadRowsAndLandsTheRest(t *testing.T) {
+	s := campaignstest.Open(t, campaignstest.Postgres)
+	s.SetFreshLoadMin(100)
+	ctx := context.Background()
+	before := schemaOf(t, s)
+	csv := freshCSV(12000)
+	res, err := s.ImportCustomers(ctx, strings.NewReader(csv), campaigns.ImportOptions{Actor: "t", Size: int64(len(csv))})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, s.FreshLoads())
+	require.EqualValues(t, 11997, res.Inserted)
+	require.EqualValues(t, 3, res.Rejected)
+	byRow := map[int]string{}
+	for _, p := range res.Problems {
+		byRow[p.Row] += p.Field + ": " + p.Reason
+	}
+	require.Contains(t, byRow[12], "email")
+	require.Contains(t, byRow[22], "row 2")
+	require.Equal(t, "name: is not valid UTF-8 text", byRow[302])
+	require.Equal(t, before, schemaOf(t, s))
+	require.EqualValues(t, 11997, createdRowsMatch(t, s, fmt.Sprintf("import:%d", res.ID)))
+
+	im, err := s.GetImport(ctx, res.ID)
+	require.NoError(t, err)
+	require.Equal(t, "done", im.Status)
+	require.EqualValues(t, 11997, im.Inserted)
+	page, err := s.ListCustomers(ctx, campaigns.CustomerQuery{Metros: []string{"metro 3"}, Levels: []campaigns.Level{4}})
+	require.NoError(t, err)
+	require.NotEmpty(t, page.Items, "the list finds them through the rebuilt indexes")
+
+	// Importing the same file again updates nothing and inserts nothing.
+	res, err = s.ImportCustomers(ctx, strings.NewReader(csv), campaigns.ImportOptions{Actor: "t", Size: int64(len(csv))})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, s.FreshLoads(), "customers is not empty any more")
+	require.EqualValues(t, 11997, res.Unchanged)
+	require.Zero(t, res.Inserted)
+}
+
+// failingReader gives its text and then fails, as an upload cut off does.
+type failingReader struct{ r io.Reader }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		return n, errors.New("connection reset by peer")
+	}
+	return n, err
+}
+
+func TestFreshImportThatFailsLeavesNothing(t *testing.T) {
+	s := campaignstest.Open(t, campaignstest.Postgres)
+	s.SetFreshLoadMin(100)
+	ctx := context.Background()
+	before := schemaOf(t, s)
+	csv := freshCSV(12000)
+	// Cut off mid-row, after several batches went in.
+	cut := csv[:len(csv)-40]
+	res, err := s.ImportCustomers(ctx, &failingReader{strings.NewReader(cut)}, campaigns.ImportOptions{Actor: "t", Size: int64(len(csv))})
+	require.Error(t, err)
+	require.EqualValues(t, 1, s.FreshLoads())
+	require.Contains(t, err.Error(), "connection reset by peer")
+	require.Contains(t, err.Error(), "nothing was imported")
+	var count int64
+	require.NoError(t, s.DB().Raw("SELECT (SELECT count(*) FROM customers) + (SELECT count(*) FROM level_ledger)").Scan(&count).Error)
+	require.Zero(t, count)
+	require.Equal(t, before, schemaOf(t, s))
+	im, err := s.GetImport(ctx, res.ID)
+	require.NoError(t, err)
+	require.Equal(t, "failed", im.Status)
+	require.Zero(t, im.Inserted, "the run does not claim rows that were rolled back")
+	require.Contains(t, im.Error, "nothing was imported")
+
+	// The whole file then goes in, fresh again.
+	res, err = s.ImportCustomers(ctx, strings.NewReader(csv), campaigns.ImportOptions{Actor: "t", Size: int64(len(csv))})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, s.FreshLoads())
+	require.EqualValues(t, 11997, res.Inserted)
+}
+
+func TestLargeImportIntoAStockedTableMatchesWhatIsThere(t *testing.T) {
+	s := campaignstest.Open(t, campaignstest.Postgres)
+	s.SetFreshLoadMin(100)
+	ctx := context.Background()
+	_, err := s.UpsertCustomer(ctx, campaigns.CustomerInput{ExternalID: "F5", Name: "Old Name", Email: "f5@example.com"},
+		campaigns.UpsertMeta{Actor: "t", Source: "api", Rule: campaigns.RuleAPI})
+	require.NoError(t, err)
+	csv := freshCSV(3000)
+	res, err := s.ImportCustomers(ctx, strings.NewReader(csv), campaigns.ImportOptions{Actor: "t", Size: int64(len(csv))})
+	require.NoError(t, err)
+	require.Zero(t, s.FreshLoads())
+	require.EqualValues(t, 1, res.Updated)
+	require.EqualValues(t, 2996, res.Inserted)
+}
+
+func TestFreshLoadDoesNotWaitLongForABusyTable(t *testing.T) {
+	s := campaignstest.Open(t, campaignstest.Postgres)
+	s.SetFreshLoadMin(100)
+	ctx := context.Background()
+	// A long report holds customers: the load gives up on the fresh path
+	// after two seconds and takes the ordinary one beside it.
+	reader := s.DB().Begin()
+	require.NoError(t, reader.Error)
+	defer reader.Rollback()
+	require.NoError(t, reader.Exec("SELECT count(*) FROM customers").Error)
+	n, err := s.Seed(ctx, campaigns.SeedOptions{Customers: 300, Metros: 2, Seed: 3, Actor: "t", Tag: "busy"})
+	require.NoError(t, err)
+	require.Equal(t, 300, n)
+	require.Zero(t, s.FreshLoads())
+	require.EqualValues(t, 300, createdRowsMatch(t, s, "seed"))
+}
+
+func TestImportNamesTextThatIsNotUTF8(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		// Past the first 4 KB, which are checked as a whole.
+		var b strings.Builder
+		b.WriteString("name,email,company\n")
+		for i := 0; i < 200; i++ {
+			fmt.Fprintf(&b, "Fine %d,fine%d@example.com,Ok\n", i, i)
+		}
+		csv := b.String() + "Caf\xe9,cafe@example.com,Ok\nNul,nul@example.com,A\x00B\n"
+		res, err := s.ImportCustomers(context.Background(), strings.NewReader(csv), campaigns.ImportOptions{Actor: "t"})
+		require.NoError(t, err)
+		require.EqualValues(t, 200, res.Inserted)
+		require.Equal(t, []campaigns.RowProblem{
+			{Row: 202, Field: "name", Reason: "is not valid UTF-8 text"},
+			{Row: 203, Field: "company", Reason: "is not valid UTF-8 text"},
+		}, res.Problems)
+	})
+}
