@@ -131,27 +131,6 @@ func idsIn(tx *gorm.DB, column string, ids []int64) (string, any) {
 	return column + " IN ?", ids
 }
 
-// insertTokens writes a claim's public tokens in one statement.
-func insertTokens(tx *gorm.DB, toks []PublicToken) error {
-	if len(toks) == 0 {
-		return nil
-	}
-	if tx.Dialector.Name() != "postgres" {
-		return tx.CreateInBatches(toks, 1000).Error
-	}
-	n := len(toks)
-	hash, kind := make([]string, n), make([]string, n)
-	inv, cust := make([]*int64, n), make([]int64, n)
-	created, expires := make([]time.Time, n), make([]time.Time, n)
-	for i, t := range toks {
-		hash[i], kind[i], inv[i], cust[i] = t.TokenHash, t.Kind, t.InvitationID, t.CustomerID
-		created[i], expires[i] = t.CreatedAt.UTC(), t.ExpiresAt.UTC()
-	}
-	return tx.Exec(`INSERT INTO public_tokens (token_hash, kind, invitation_id, customer_id, created_at, expires_at)
-		SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::timestamptz[], ?::timestamptz[])`,
-		pgArray{hash}, pgArray{kind}, pgArray{inv}, pgArray{cust}, pgArray{created}, pgArray{expires}).Error
-}
-
 // A fresh load is a large seed or import into an empty customers table on
 // PostgreSQL. Keeping indexes up to date row by row was most of such a
 // load's time: in one hour on the bench machine, \copy of 1M customers took

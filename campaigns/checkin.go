@@ -111,9 +111,20 @@ func (s *Store) checkInInvitee(ctx context.Context, campaignID int64, t CheckinT
 		if len(tok) < 26 || len(tok) > 64 {
 			return nil, s.checkinCampaignOr(ctx, campaignID, Errorf(ENOTFOUND, "this link is not valid; it may have been mistyped or cut short"))
 		}
-		q += `LEFT JOIN public_tokens t ON t.token_hash = $2 AND t.kind = $3 AND t.expires_at > $4
-			LEFT JOIN invitations i ON i.id = t.invitation_id `
-		args = append(args, HashSecret(tok), TokenCheckin, s.now())
+		l, signed, ok, err := s.readLink(ctx, TokenCheckin, tok)
+		switch {
+		case err != nil:
+			return nil, err
+		case signed && !ok:
+			return nil, s.checkinCampaignOr(ctx, campaignID, badLink())
+		case signed:
+			q += `LEFT JOIN invitations i ON i.id = $2 `
+			args = append(args, l.invitationID)
+		default: // a link stored before links were signed
+			q += `LEFT JOIN public_tokens t ON t.token_hash = $2 AND t.kind = $3 AND t.expires_at > $4
+				LEFT JOIN invitations i ON i.id = t.invitation_id `
+			args = append(args, HashSecret(tok), TokenCheckin, s.now())
+		}
 	} else {
 		q += `LEFT JOIN invitations i ON i.campaign_id = c.id AND i.customer_id = $2 `
 		args = append(args, t.CustomerID)

@@ -1,6 +1,9 @@
 package campaigns
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // AnswerInput is one answer for SettleTogether.
 type AnswerInput struct {
@@ -56,3 +59,10 @@ func (s *Store) SetFreshLoadMin(rows int) { s.freshMin = rows }
 
 // FreshLoads is how many fresh loads this store has begun.
 func (s *Store) FreshLoads() int64 { return s.freshLoads.Load() }
+
+// SignLinkAt signs the link of kind for an invitation as if it were sent
+// at the given time.
+func (s *Store) SignLinkAt(ctx context.Context, kind string, invitationID int64, at time.Time) (string, error) {
+	key, err := s.linkKey(ctx)
+	return linkSigner{key: key, now: at}.sign(kind, invitationID), err
+}

@@ -116,10 +116,14 @@ func (s *Store) DueFollowups(ctx context.Context) ([]DueFollowup, error) {
 
 // ClaimFollowups leases due follow-ups of one kind, like Claim does
 // invitations: consent is checked again, a reminder whose guest no longer
-// says yes is suppressed, and fresh link tokens are minted.
+// says yes is suppressed, and the links are signed.
 func (s *Store) ClaimFollowups(ctx context.Context, campaignID int64, kind string, o ClaimOptions) ([]Claim, error) {
+	signer, err := s.linkSigner(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []Claim
-	err := s.tx(ctx, func(tx *gorm.DB) error {
+	err = s.tx(ctx, func(tx *gorm.DB) error {
 		var c Campaign
 		if err := tx.Take(&c, campaignID).Error; err != nil {
 			return notFound(err, "campaign", campaignID)
@@ -184,7 +188,6 @@ func (s *Store) ClaimFollowups(ctx context.Context, campaignID int64, kind strin
 		for _, n := range names {
 			nameOf[n.ID] = n.Name
 		}
-		var toks []PublicToken
 		for _, r := range rows {
 			inv := byID[r.InvitationID]
 			cl := Claim{Invitation: inv, QueueID: r.ID, Kind: kind, Name: nameOf[inv.CustomerID], Tokens: map[string]string{}}
@@ -193,15 +196,11 @@ func (s *Store) ClaimFollowups(ctx context.Context, campaignID int64, kind strin
 				kinds = []string{TokenUnsubscribe, TokenSurvey}
 			}
 			for _, k := range kinds {
-				plain := NewSecret()
-				cl.Tokens[k] = plain
-				invID := inv.ID
-				toks = append(toks, PublicToken{TokenHash: HashSecret(plain), Kind: k, InvitationID: &invID,
-					CustomerID: inv.CustomerID, CreatedAt: now, ExpiresAt: now.Add(tokenLifetime(k))})
+				cl.Tokens[k] = signer.sign(k, inv.ID)
 			}
 			out = append(out, cl)
 		}
-		return insertTokens(tx, toks)
+		return nil
 	})
 	return out, err
 }

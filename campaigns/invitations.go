@@ -168,7 +168,7 @@ type Claim struct {
 	QueueID  int64  // the row claimed: the invitation, or the follow-up
 	Kind     string // invitation, gift, reminder, seat, update
 	Name     string
-	Tokens   map[string]string // kind → plaintext public token, minted for this send
+	Tokens   map[string]string // kind → public link token (links.go)
 	GiftCode string
 }
 
@@ -183,12 +183,16 @@ type ClaimOptions struct {
 
 // Claim leases up to Limit pending invitations of a sending campaign to one
 // worker, in one transaction: consent is checked again (who unsubscribed
-// since the freeze is suppressed), public tokens are minted and stored
-// hashed, and each gift recipient gets exactly one code. On PostgreSQL,
-// rows are locked with SKIP LOCKED so workers never claim the same row.
+// since the freeze is suppressed), public links are signed (links.go), and
+// each gift recipient gets exactly one code. On PostgreSQL, rows are
+// locked with SKIP LOCKED so workers never claim the same row.
 func (s *Store) Claim(ctx context.Context, campaignID int64, o ClaimOptions) ([]Claim, error) {
+	signer, err := s.linkSigner(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []Claim
-	err := s.tx(ctx, func(tx *gorm.DB) error {
+	err = s.tx(ctx, func(tx *gorm.DB) error {
 		var c Campaign
 		if err := tx.Take(&c, campaignID).Error; err != nil {
 			return notFound(err, "campaign", campaignID)
@@ -257,7 +261,6 @@ func (s *Store) Claim(ctx context.Context, campaignID int64, o ClaimOptions) ([]
 		if c.Kind == KindEvent {
 			kinds = append(kinds, TokenRSVP, TokenCheckin)
 		}
-		var toks []PublicToken
 		out = make([]Claim, len(rows))
 		for i, r := range rows {
 			kind := "invitation"
@@ -266,15 +269,11 @@ func (s *Store) Claim(ctx context.Context, campaignID int64, o ClaimOptions) ([]
 			}
 			cl := Claim{Invitation: r, QueueID: r.ID, Kind: kind, Name: nameOf[r.CustomerID], Tokens: map[string]string{}, GiftCode: codes[r.ID]}
 			for _, k := range kinds {
-				plain := NewSecret()
-				cl.Tokens[k] = plain
-				invID := r.ID
-				toks = append(toks, PublicToken{TokenHash: HashSecret(plain), Kind: k, InvitationID: &invID,
-					CustomerID: r.CustomerID, CreatedAt: now, ExpiresAt: now.Add(tokenLifetime(k))})
+				cl.Tokens[k] = signer.sign(k, r.ID)
 			}
 			out[i] = cl
 		}
-		return insertTokens(tx, toks)
+		return nil
 	})
 	return out, err
 }

@@ -1,6 +1,7 @@
 package campaigns
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"time"
@@ -28,7 +29,8 @@ func tokenLifetime(kind string) time.Duration {
 	}
 }
 
-// PublicToken is the stored (hashed) form of a link's secret.
+// PublicToken is what a link names. Links are signed now (links.go); those
+// sent before were stored hashed, one row each, and still work.
 type PublicToken struct {
 	TokenHash    string `gorm:"primaryKey"`
 	Kind         string
@@ -46,10 +48,24 @@ func (s *Store) ResolveToken(ctx context.Context, kind, plain string) (*PublicTo
 }
 
 func (s *Store) resolveTokenTx(db *gorm.DB, kind, plain string) (*PublicToken, error) {
-	nf := Errorf(ENOTFOUND, "this link is not valid; it may have been mistyped or cut short")
+	nf := badLink()
 	plain = strings.TrimSpace(plain)
 	if len(plain) < 26 || len(plain) > 64 {
 		return nil, nf
+	}
+	if l, signed, ok, err := s.readLink(db.Statement.Context, kind, plain); signed {
+		if err != nil || !ok {
+			return nil, cmp.Or[error](err, nf)
+		}
+		var customerID int64
+		res := db.Raw("SELECT customer_id FROM invitations WHERE id = ?", l.invitationID).Scan(&customerID)
+		if res.Error != nil {
+			return nil, res.Error
+		}
+		if res.RowsAffected == 0 {
+			return nil, nf // the invitation went with its customer
+		}
+		return &PublicToken{Kind: kind, InvitationID: &l.invitationID, CustomerID: customerID, ExpiresAt: l.expiresAt}, nil
 	}
 	var t PublicToken
 	err := db.Where("token_hash = ? AND kind = ? AND expires_at > ?", HashSecret(plain), kind, s.now()).Take(&t).Error
@@ -88,4 +104,10 @@ func (s *Store) Unsubscribe(ctx context.Context, plain, how string) (*Customer, 
 		return s.Customer(ctx, c.ID)
 	}
 	return c, nil
+}
+
+// badLink is every bad link's answer: unknown, expired, malformed, for
+// another purpose or forged, a link gives nothing away about others.
+func badLink() *Error {
+	return Errorf(ENOTFOUND, "this link is not valid; it may have been mistyped or cut short")
 }

@@ -1,6 +1,7 @@
 package campaigns
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -66,7 +67,7 @@ type guest struct {
 // checks the result against GORM's.
 type guestQuery struct {
 	once              sync.Once
-	sql               string  // in the store's dialect
+	sql, byID         string  // by stored token, by invitation id (a signed link); in the store's dialect
 	inv               [][]int // struct field index per invitation column
 	camp              [][]int
 	invCols, campCols string // the select lists, over aliases i and c
@@ -128,6 +129,8 @@ func (s *Store) guestColumns() error {
 			JOIN invitations i ON i.id = t.invitation_id JOIN campaigns c ON c.id = i.campaign_id JOIN customers cu ON cu.id = i.customer_id
 			WHERE t.token_hash = $1 AND t.kind = $2 AND t.expires_at > $3`
 		q.sql = s.rebind(q.sql)
+		q.byID = s.rebind("SELECT " + strings.Join(invSel, ", ") + ", " + strings.Join(campSel, ", ") + `, cu.name FROM invitations i
+			JOIN campaigns c ON c.id = i.campaign_id JOIN customers cu ON cu.id = i.customer_id WHERE i.id = $1`)
 	})
 	return q.fails
 }
@@ -135,7 +138,7 @@ func (s *Store) guestColumns() error {
 // guestByToken reads a link's invitation, its event and the guest's name
 // in one query: every RSVP request starts here.
 func (s *Store) guestByToken(ctx context.Context, token string) (*guest, error) {
-	nf := Errorf(ENOTFOUND, "this link is not valid; it may have been mistyped or cut short")
+	nf := badLink()
 	token = strings.TrimSpace(token)
 	if len(token) < 26 || len(token) > 64 {
 		return nil, nf
@@ -148,7 +151,16 @@ func (s *Store) guestByToken(ctx context.Context, token string) (*guest, error) 
 	dest := append(append(fieldPtrs(&g.Invitation, q.inv), fieldPtrs(&g.Campaign, q.camp)...), &g.CustomerName)
 	// database/sql directly: GORM would rebuild this long statement's text
 	// on every call.
-	err := s.sqlDB.QueryRowContext(ctx, q.sql, HashSecret(token), TokenRSVP, s.now()).Scan(dest...)
+	var row *sql.Row
+	if l, signed, ok, err := s.readLink(ctx, TokenRSVP, token); signed {
+		if err != nil || !ok {
+			return nil, cmp.Or[error](err, nf)
+		}
+		row = s.sqlDB.QueryRowContext(ctx, q.byID, l.invitationID)
+	} else {
+		row = s.sqlDB.QueryRowContext(ctx, q.sql, HashSecret(token), TokenRSVP, s.now())
+	}
+	err := row.Scan(dest...)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, nf
