@@ -111,16 +111,11 @@ func (s *Store) checkInInvitee(ctx context.Context, campaignID int64, t CheckinT
 		if len(tok) < 26 || len(tok) > 64 {
 			return nil, s.checkinCampaignOr(ctx, campaignID, Errorf(ENOTFOUND, "this link is not valid; it may have been mistyped or cut short"))
 		}
-		l, signed, ok, err := s.readLink(ctx, TokenCheckin, tok)
-		switch {
-		case err != nil:
-			return nil, err
-		case signed && !ok:
-			return nil, s.checkinCampaignOr(ctx, campaignID, badLink())
-		case signed:
-			q += `LEFT JOIN invitations i ON i.id = $2 `
-			args = append(args, l.invitationID)
-		default: // a link stored before links were signed
+		if l, ok := parseLink(TokenCheckin, tok); ok {
+			q += `LEFT JOIN link_sets ls ON ls.id = $2 AND ls.checkin_hash = $3 AND ls.created_at > $4
+				LEFT JOIN invitations i ON i.id = ls.invitation_id `
+			args = append(args, l.setID, l.hash, s.now().Add(-tokenLifetime(TokenCheckin)))
+		} else { // a link stored one row each, before link sets
 			q += `LEFT JOIN public_tokens t ON t.token_hash = $2 AND t.kind = $3 AND t.expires_at > $4
 				LEFT JOIN invitations i ON i.id = t.invitation_id `
 			args = append(args, HashSecret(tok), TokenCheckin, s.now())

@@ -60,9 +60,12 @@ func (s *Store) SetFreshLoadMin(rows int) { s.freshMin = rows }
 // FreshLoads is how many fresh loads this store has begun.
 func (s *Store) FreshLoads() int64 { return s.freshLoads.Load() }
 
-// SignLinkAt signs the link of kind for an invitation as if it were sent
+// MintLinksAt mints one email's links for an invitation as if it were sent
 // at the given time.
-func (s *Store) SignLinkAt(ctx context.Context, kind string, invitationID int64, at time.Time) (string, error) {
-	key, err := s.linkKey(ctx)
-	return linkSigner{key: key, now: at}.sign(kind, invitationID), err
+func (s *Store) MintLinksAt(ctx context.Context, invitationID int64, kinds []string, at time.Time) (map[string]string, error) {
+	links, err := mintLinks(s.db.WithContext(ctx), []int64{invitationID}, kinds, at)
+	if err != nil {
+		return nil, err
+	}
+	return links[0], nil
 }

@@ -116,14 +116,10 @@ func (s *Store) DueFollowups(ctx context.Context) ([]DueFollowup, error) {
 
 // ClaimFollowups leases due follow-ups of one kind, like Claim does
 // invitations: consent is checked again, a reminder whose guest no longer
-// says yes is suppressed, and the links are signed.
+// says yes is suppressed, and each email's links are minted (links.go).
 func (s *Store) ClaimFollowups(ctx context.Context, campaignID int64, kind string, o ClaimOptions) ([]Claim, error) {
-	signer, err := s.linkSigner(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var out []Claim
-	err = s.tx(ctx, func(tx *gorm.DB) error {
+	err := s.tx(ctx, func(tx *gorm.DB) error {
 		var c Campaign
 		if err := tx.Take(&c, campaignID).Error; err != nil {
 			return notFound(err, "campaign", campaignID)
@@ -188,17 +184,17 @@ func (s *Store) ClaimFollowups(ctx context.Context, campaignID int64, kind strin
 		for _, n := range names {
 			nameOf[n.ID] = n.Name
 		}
-		for _, r := range rows {
+		kinds := []string{TokenUnsubscribe, TokenRSVP, TokenCheckin}
+		if kind == FollowSurvey {
+			kinds = []string{TokenUnsubscribe, TokenSurvey}
+		}
+		links, err := mintLinks(tx, invIDs, kinds, now) // invIDs follow rows
+		if err != nil {
+			return err
+		}
+		for i, r := range rows {
 			inv := byID[r.InvitationID]
-			cl := Claim{Invitation: inv, QueueID: r.ID, Kind: kind, Name: nameOf[inv.CustomerID], Tokens: map[string]string{}}
-			kinds := []string{TokenUnsubscribe, TokenRSVP, TokenCheckin}
-			if kind == FollowSurvey {
-				kinds = []string{TokenUnsubscribe, TokenSurvey}
-			}
-			for _, k := range kinds {
-				cl.Tokens[k] = signer.sign(k, inv.ID)
-			}
-			out = append(out, cl)
+			out = append(out, Claim{Invitation: inv, QueueID: r.ID, Kind: kind, Name: nameOf[inv.CustomerID], Tokens: links[i]})
 		}
 		return nil
 	})

@@ -183,16 +183,13 @@ type ClaimOptions struct {
 
 // Claim leases up to Limit pending invitations of a sending campaign to one
 // worker, in one transaction: consent is checked again (who unsubscribed
-// since the freeze is suppressed), public links are signed (links.go), and
-// each gift recipient gets exactly one code. On PostgreSQL, rows are
-// locked with SKIP LOCKED so workers never claim the same row.
+// since the freeze is suppressed), each email's public links are minted
+// and stored hashed (links.go), and each gift recipient gets exactly one
+// code. On PostgreSQL, rows are locked with SKIP LOCKED so workers never
+// claim the same row.
 func (s *Store) Claim(ctx context.Context, campaignID int64, o ClaimOptions) ([]Claim, error) {
-	signer, err := s.linkSigner(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var out []Claim
-	err = s.tx(ctx, func(tx *gorm.DB) error {
+	err := s.tx(ctx, func(tx *gorm.DB) error {
 		var c Campaign
 		if err := tx.Take(&c, campaignID).Error; err != nil {
 			return notFound(err, "campaign", campaignID)
@@ -261,17 +258,17 @@ func (s *Store) Claim(ctx context.Context, campaignID int64, o ClaimOptions) ([]
 		if c.Kind == KindEvent {
 			kinds = append(kinds, TokenRSVP, TokenCheckin)
 		}
+		links, err := mintLinks(tx, ids, kinds, now)
+		if err != nil {
+			return err
+		}
 		out = make([]Claim, len(rows))
 		for i, r := range rows {
 			kind := "invitation"
 			if c.Kind == KindGift {
 				kind = "gift"
 			}
-			cl := Claim{Invitation: r, QueueID: r.ID, Kind: kind, Name: nameOf[r.CustomerID], Tokens: map[string]string{}, GiftCode: codes[r.ID]}
-			for _, k := range kinds {
-				cl.Tokens[k] = signer.sign(k, r.ID)
-			}
-			out[i] = cl
+			out[i] = Claim{Invitation: r, QueueID: r.ID, Kind: kind, Name: nameOf[r.CustomerID], Tokens: links[i], GiftCode: codes[r.ID]}
 		}
 		return nil
 	})

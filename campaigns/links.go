@@ -1,127 +1,145 @@
 package campaigns
 
 import (
-	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/binary"
 	"time"
 
-	"gorm.io/gorm/clause"
+	"gorm.io/gorm"
 )
 
-// Public links (RSVP, unsubscribe, survey, check-in) are signed, not
-// stored. Each email used to write one public_tokens row per link, three
-// per guest, each a random key in a growing index: 10.9 of 36.8 s of
-// PostgreSQL's time in a 60,000-guest send. A signed link is
+// An email's public links (RSVP, unsubscribe, check-in or survey) are one
+// link_sets row, written by the claim that sends it. Each link was one
+// public_tokens row found by its hash: three rows per guest, each a random
+// key in a growing index, 10.9 of 36.8 s of PostgreSQL's time in a
+// 60,000-guest send. Now a link carries its row's id, and the row keeps
+// each link's secret hashed:
 //
-//	base32(version 1 | kind | invitation id | last day valid | HMAC-SHA256(those 14 bytes)[:16])
+//	base32(version 2 | link set id (8) | kind (1) | secret (20 random bytes))
 //
-// under a random key kept in the database (link_keys), made on first use
-// and shared by every process. 128 bits of MAC make a link as unguessable
-// as the stored 160-bit secrets were; the kind and invitation are inside
-// it, so a link cannot be turned into another. Links stored before keep
-// working until they expire (public_tokens.go). Lower-case base32, as the
-// stored secrets were: the same alphabet in every link, 48 characters. Anyone who can read the
-// database can make links, as anyone who can write it could before.
-
-const linkVersion = 1
+// found by primary key and checked against the SHA-256 of its secret, so
+// links stay 160 random bits stored hashed, and one kind's link cannot be
+// turned into another's. Lower-case base32, 48 characters, the alphabet the
+// stored secrets always had. Links stored before keep working until they
+// expire (public_tokens.go).
+const linkVersion = 2
 
 var linkEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-var linkKinds = map[string]byte{TokenRSVP: 1, TokenUnsubscribe: 2, TokenSurvey: 3, TokenCheckin: 4}
+// linkColumns are each kind's code in a link and its hash column.
+var linkColumns = map[string]struct {
+	code   byte
+	column string
+}{
+	TokenRSVP: {1, "rsvp_hash"}, TokenUnsubscribe: {2, "unsubscribe_hash"},
+	TokenCheckin: {3, "checkin_hash"}, TokenSurvey: {4, "survey_hash"},
+}
 
 const (
-	linkPayload = 14 // version, kind, invitation id (8), last day (4)
-	linkMAC     = 16
+	linkSecret = 20
+	linkLen    = 1 + 8 + 1 + linkSecret
 )
 
-// linkKeyRow is the one row of link_keys.
-type linkKeyRow struct {
-	ID        int16 `gorm:"primaryKey"`
-	Secret    []byte
-	CreatedAt time.Time
+// LinkSet is one email's links, stored hashed.
+type LinkSet struct {
+	ID              int64
+	InvitationID    int64
+	RSVPHash        []byte `gorm:"column:rsvp_hash"`
+	UnsubscribeHash []byte
+	CheckinHash     []byte
+	SurveyHash      []byte
+	CreatedAt       time.Time
 }
 
-func (linkKeyRow) TableName() string { return "link_keys" }
-
-// linkKey returns the database's signing key, making it if there is none
-// yet. Two processes making it at once agree on whichever row landed.
-func (s *Store) linkKey(ctx context.Context) ([]byte, error) {
-	s.linkKeyMu.Lock()
-	defer s.linkKeyMu.Unlock()
-	if s.linkKeyVal != nil {
-		return s.linkKeyVal, nil
+func (l *LinkSet) hash(kind string) *[]byte {
+	switch kind {
+	case TokenRSVP:
+		return &l.RSVPHash
+	case TokenUnsubscribe:
+		return &l.UnsubscribeHash
+	case TokenCheckin:
+		return &l.CheckinHash
+	default:
+		return &l.SurveyHash
 	}
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
+}
+
+// mintLinks writes one link set per invitation, in one statement, and
+// returns each one's links by kind, in the order given.
+func mintLinks(tx *gorm.DB, invitationIDs []int64, kinds []string, now time.Time) ([]map[string]string, error) {
+	sets := make([]LinkSet, len(invitationIDs))
+	secrets := make([][]byte, len(invitationIDs)*len(kinds))
+	if _, err := rand.Read(flatten(secrets, linkSecret)); err != nil {
 		return nil, err
 	}
-	db := s.db.WithContext(ctx)
-	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&linkKeyRow{ID: 1, Secret: secret, CreatedAt: s.now()}).Error; err != nil {
+	for i, id := range invitationIDs {
+		sets[i] = LinkSet{InvitationID: id, CreatedAt: now}
+		for k, kind := range kinds {
+			h := sha256.Sum256(secrets[i*len(kinds)+k])
+			*sets[i].hash(kind) = h[:]
+		}
+	}
+	if err := insertLinkSets(tx, sets); err != nil {
 		return nil, err
 	}
-	var row linkKeyRow
-	if err := db.Take(&row, 1).Error; err != nil {
-		return nil, err
+	out := make([]map[string]string, len(sets))
+	for i, set := range sets {
+		out[i] = make(map[string]string, len(kinds))
+		for k, kind := range kinds {
+			out[i][kind] = encodeLink(set.ID, kind, secrets[i*len(kinds)+k])
+		}
 	}
-	s.linkKeyVal = row.Secret
-	return row.Secret, nil
+	return out, nil
 }
 
-// linkSigner signs the links of one claim.
-type linkSigner struct {
-	key []byte
-	now time.Time
+// flatten points each of bufs at its own n bytes of one buffer, returned
+// to be filled at once.
+func flatten(bufs [][]byte, n int) []byte {
+	all := make([]byte, len(bufs)*n)
+	for i := range bufs {
+		bufs[i] = all[i*n : (i+1)*n : (i+1)*n]
+	}
+	return all
 }
 
-func (s *Store) linkSigner(ctx context.Context) (linkSigner, error) {
-	key, err := s.linkKey(ctx)
-	return linkSigner{key: key, now: s.now()}, err
-}
-
-// sign makes the link of kind for an invitation, valid for kind's lifetime
-// (to the end of its last day, UTC).
-func (l linkSigner) sign(kind string, invitationID int64) string {
-	var b [linkPayload + linkMAC]byte
-	b[0], b[1] = linkVersion, linkKinds[kind]
-	binary.BigEndian.PutUint64(b[2:10], uint64(invitationID))
-	binary.BigEndian.PutUint32(b[10:14], uint32(l.now.Add(tokenLifetime(kind)).Unix()/86400))
-	m := hmac.New(sha256.New, l.key)
-	m.Write(b[:linkPayload])
-	copy(b[linkPayload:], m.Sum(nil))
+func encodeLink(setID int64, kind string, secret []byte) string {
+	var b [linkLen]byte
+	b[0] = linkVersion
+	binary.BigEndian.PutUint64(b[1:9], uint64(setID))
+	b[9] = linkColumns[kind].code
+	copy(b[10:], secret)
 	return linkEncoding.EncodeToString(b[:])
 }
 
-// signedLink is what a signed link says.
-type signedLink struct {
-	invitationID int64
-	expiresAt    time.Time
+// setLink is what a link names: its set, and the hash its secret must match
+// in kind's column.
+type setLink struct {
+	setID  int64
+	hash   []byte
+	column string
 }
 
-// readLink checks a link of kind. signed is false for anything not shaped
-// like a signed link (a stored one, or junk), which the caller may look
-// up as a stored token; a signed-shaped link that fails is simply invalid.
-func (s *Store) readLink(ctx context.Context, kind, token string) (l signedLink, signed, ok bool, err error) {
-	if linkEncoding.DecodedLen(len(token)) != linkPayload+linkMAC {
-		return l, false, false, nil
+// parseLink reads a link of kind. ok is false for anything not shaped like
+// one (a stored token, or junk), which the caller may look up as a stored
+// token; a link of another kind parses but names a column whose hash will
+// not match.
+func parseLink(kind, token string) (l setLink, ok bool) {
+	if linkEncoding.DecodedLen(len(token)) != linkLen {
+		return l, false
 	}
-	b, derr := linkEncoding.DecodeString(token)
-	if derr != nil || len(b) != linkPayload+linkMAC || b[0] != linkVersion {
-		return l, false, false, nil
+	b, err := linkEncoding.DecodeString(token)
+	if err != nil || len(b) != linkLen || b[0] != linkVersion {
+		return l, false
 	}
-	key, err := s.linkKey(ctx)
-	if err != nil {
-		return l, true, false, err
+	col, known := linkColumns[kind]
+	if !known {
+		return l, false
 	}
-	m := hmac.New(sha256.New, key)
-	m.Write(b[:linkPayload])
-	if !hmac.Equal(m.Sum(nil)[:linkMAC], b[linkPayload:]) || b[1] != linkKinds[kind] {
-		return l, true, false, nil
+	h := sha256.Sum256(b[10:])
+	if b[9] != col.code {
+		h = [32]byte{} // matches no stored hash
 	}
-	l.invitationID = int64(binary.BigEndian.Uint64(b[2:10]))
-	l.expiresAt = time.Unix(int64(binary.BigEndian.Uint32(b[10:14])+1)*86400, 0).UTC()
-	return l, true, s.now().Before(l.expiresAt) && l.invitationID > 0, nil
+	return setLink{setID: int64(binary.BigEndian.Uint64(b[1:9])), hash: h[:], column: col.column}, true
 }

@@ -1,7 +1,6 @@
 package campaigns
 
 import (
-	"cmp"
 	"context"
 	"strings"
 	"time"
@@ -29,8 +28,8 @@ func tokenLifetime(kind string) time.Duration {
 	}
 }
 
-// PublicToken is what a link names. Links are signed now (links.go); those
-// sent before were stored hashed, one row each, and still work.
+// PublicToken is what a link names. An email's links are one link set now
+// (links.go); those sent before were one row each, and still work.
 type PublicToken struct {
 	TokenHash    string `gorm:"primaryKey"`
 	Kind         string
@@ -53,19 +52,22 @@ func (s *Store) resolveTokenTx(db *gorm.DB, kind, plain string) (*PublicToken, e
 	if len(plain) < 26 || len(plain) > 64 {
 		return nil, nf
 	}
-	if l, signed, ok, err := s.readLink(db.Statement.Context, kind, plain); signed {
-		if err != nil || !ok {
-			return nil, cmp.Or[error](err, nf)
+	if l, ok := parseLink(kind, plain); ok {
+		var r struct {
+			InvitationID, CustomerID int64
+			CreatedAt                time.Time
 		}
-		var customerID int64
-		res := db.Raw("SELECT customer_id FROM invitations WHERE id = ?", l.invitationID).Scan(&customerID)
+		res := db.Raw(`SELECT i.id AS invitation_id, i.customer_id, ls.created_at FROM link_sets ls
+			JOIN invitations i ON i.id = ls.invitation_id
+			WHERE ls.id = ? AND ls.`+l.column+` = ? AND ls.created_at > ?`, l.setID, l.hash, s.now().Add(-tokenLifetime(kind))).Scan(&r)
 		if res.Error != nil {
 			return nil, res.Error
 		}
 		if res.RowsAffected == 0 {
-			return nil, nf // the invitation went with its customer
+			return nil, nf
 		}
-		return &PublicToken{Kind: kind, InvitationID: &l.invitationID, CustomerID: customerID, ExpiresAt: l.expiresAt}, nil
+		return &PublicToken{Kind: kind, InvitationID: &r.InvitationID, CustomerID: r.CustomerID,
+			CreatedAt: r.CreatedAt, ExpiresAt: r.CreatedAt.Add(tokenLifetime(kind))}, nil
 	}
 	var t PublicToken
 	err := db.Where("token_hash = ? AND kind = ? AND expires_at > ?", HashSecret(plain), kind, s.now()).Take(&t).Error

@@ -1,7 +1,6 @@
 package campaigns
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -67,7 +66,7 @@ type guest struct {
 // checks the result against GORM's.
 type guestQuery struct {
 	once              sync.Once
-	sql, byID         string  // by stored token, by invitation id (a signed link); in the store's dialect
+	sql, bySet        string  // by a link set (links.go), by a stored token; in the store's dialect
 	inv               [][]int // struct field index per invitation column
 	camp              [][]int
 	invCols, campCols string // the select lists, over aliases i and c
@@ -129,8 +128,9 @@ func (s *Store) guestColumns() error {
 			JOIN invitations i ON i.id = t.invitation_id JOIN campaigns c ON c.id = i.campaign_id JOIN customers cu ON cu.id = i.customer_id
 			WHERE t.token_hash = $1 AND t.kind = $2 AND t.expires_at > $3`
 		q.sql = s.rebind(q.sql)
-		q.byID = s.rebind("SELECT " + strings.Join(invSel, ", ") + ", " + strings.Join(campSel, ", ") + `, cu.name FROM invitations i
-			JOIN campaigns c ON c.id = i.campaign_id JOIN customers cu ON cu.id = i.customer_id WHERE i.id = $1`)
+		q.bySet = s.rebind("SELECT " + strings.Join(invSel, ", ") + ", " + strings.Join(campSel, ", ") + `, cu.name FROM link_sets ls
+			JOIN invitations i ON i.id = ls.invitation_id JOIN campaigns c ON c.id = i.campaign_id JOIN customers cu ON cu.id = i.customer_id
+			WHERE ls.id = $1 AND ls.rsvp_hash = $2 AND ls.created_at > $3`)
 	})
 	return q.fails
 }
@@ -152,11 +152,8 @@ func (s *Store) guestByToken(ctx context.Context, token string) (*guest, error) 
 	// database/sql directly: GORM would rebuild this long statement's text
 	// on every call.
 	var row *sql.Row
-	if l, signed, ok, err := s.readLink(ctx, TokenRSVP, token); signed {
-		if err != nil || !ok {
-			return nil, cmp.Or[error](err, nf)
-		}
-		row = s.sqlDB.QueryRowContext(ctx, q.byID, l.invitationID)
+	if l, ok := parseLink(TokenRSVP, token); ok {
+		row = s.sqlDB.QueryRowContext(ctx, q.bySet, l.setID, l.hash, s.now().Add(-tokenLifetime(TokenRSVP)))
 	} else {
 		row = s.sqlDB.QueryRowContext(ctx, q.sql, HashSecret(token), TokenRSVP, s.now())
 	}

@@ -1,12 +1,17 @@
--- Public links are signed with this key instead of being stored one row
--- each (see postgres/00011_links.sql).
+-- An email's links are one row here instead of one public_tokens row each
+-- (see postgres/00011_links.sql).
 
 -- +goose Up
-CREATE TABLE link_keys (
-    id         INTEGER PRIMARY KEY,
-    secret     BLOB NOT NULL,
-    created_at DATETIME NOT NULL
+CREATE TABLE link_sets (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    invitation_id    INTEGER NOT NULL REFERENCES invitations(id) ON DELETE CASCADE,
+    rsvp_hash        BLOB,
+    unsubscribe_hash BLOB,
+    checkin_hash     BLOB,
+    survey_hash      BLOB,
+    created_at       DATETIME NOT NULL
 );
+CREATE INDEX link_sets_invitation_idx ON link_sets (invitation_id);
 
 -- +goose Down
-DROP TABLE link_keys;
+DROP TABLE link_sets;
