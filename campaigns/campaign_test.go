@@ -23,7 +23,7 @@ func eventInput(name string) campaigns.CampaignInput {
 }
 
 // addCustomers creates n subscribed customers in Chicago.
-func addCustomers(t *testing.T, s *campaigns.Store, n int, prefix string) []int64 {
+func addCustomers(t testing.TB, s *campaigns.Store, n int, prefix string) []int64 {
 	t.Helper()
 	var ids []int64
 	for i := 0; i < n; i++ {

@@ -62,31 +62,51 @@ func FuzzImportCustomers(f *testing.F) {
 	})
 }
 
-// FuzzResolveToken: no string but the one issued (give or take the spaces
-// a mail client adds) opens a public link, and none makes the lookup fail
-// with anything but not-found.
+// FuzzResolveToken: no string but the ones issued (give or take the spaces
+// a mail client adds) opens a public link, of the kind it was issued for,
+// and none makes the lookup fail with anything but not-found. Links of
+// both shapes are issued: an email's link set, and a token stored one row
+// each as before link sets.
 func FuzzResolveToken(f *testing.F) {
 	const plain = "k3x9q2m7w8p4r6t1v5y0z2a4c6e8g0"
+	s := campaignstest.Open(f, campaignstest.SQLite)
+	ctx := context.Background()
+	ids := addCustomers(f, s, 1, "fz")
+	c, err := s.CreateCampaign(ctx, eventInput("Fuzz"), "fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true}); err != nil {
+		f.Fatal(err)
+	}
+	if _, err := s.Start(ctx, c.ID); err != nil {
+		f.Fatal(err)
+	}
+	cls, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "fuzz", BatchID: "f", Limit: 1, Lease: time.Hour, CancelBy: time.Now().Add(time.Hour)})
+	if err != nil || len(cls) != 1 {
+		f.Fatal(err, len(cls))
+	}
+	issued := map[string]string{plain: campaigns.TokenUnsubscribe} // token → its kind
+	for kind, tok := range cls[0].Tokens {
+		issued[tok] = kind
+		f.Add(tok)
+		f.Add(tok[:len(tok)-1] + "a")
+		f.Add(strings.ToUpper(tok))
+	}
 	f.Add(plain)
 	f.Add(" " + plain + "\n")
 	f.Add(strings.ToUpper(plain))
 	f.Add(plain[:len(plain)-1])
 	f.Add("'; DROP TABLE public_tokens;--")
 	f.Add(strings.Repeat("a", 64))
-	s := campaignstest.Open(f, campaignstest.SQLite)
-	ctx := context.Background()
-	c, err := s.UpsertCustomer(ctx, campaigns.CustomerInput{Name: "Token Holder", Email: "holder@example.com"},
-		campaigns.UpsertMeta{Actor: "fuzz", Source: "fuzz", Rule: campaigns.RuleAPI})
-	if err != nil {
-		f.Fatal(err)
-	}
+	f.Add(strings.Repeat("a", 48))
 	now := time.Now()
 	if err := s.DB().Create(&campaigns.PublicToken{TokenHash: campaigns.HashSecret(plain), Kind: campaigns.TokenUnsubscribe,
-		CustomerID: c.Customer.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}).Error; err != nil {
+		CustomerID: ids[0], CreatedAt: now, ExpiresAt: now.Add(time.Hour)}).Error; err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, s2 string) {
-		for _, kind := range []string{campaigns.TokenUnsubscribe, campaigns.TokenRSVP} {
+		for _, kind := range []string{campaigns.TokenUnsubscribe, campaigns.TokenRSVP, campaigns.TokenCheckin} {
 			tok, err := s.ResolveToken(ctx, kind, s2)
 			if err != nil {
 				if campaigns.ErrorCode(err) != campaigns.ENOTFOUND {
@@ -94,7 +114,7 @@ func FuzzResolveToken(f *testing.F) {
 				}
 				continue
 			}
-			if kind != campaigns.TokenUnsubscribe || strings.TrimSpace(s2) != plain || tok.CustomerID != c.Customer.ID {
+			if issued[strings.TrimSpace(s2)] != kind || tok.CustomerID != ids[0] {
 				t.Fatalf("%q opened a %s link it was not issued for", s2, kind)
 			}
 		}
