@@ -146,7 +146,8 @@ func insertLinkSets(tx *gorm.DB, sets []LinkSet) error {
 	for i, l := range sets {
 		inv[i], rsvp[i], unsub[i], checkin[i], survey[i] = l.InvitationID, l.RSVPHash, l.UnsubscribeHash, l.CheckinHash, l.SurveyHash
 	}
-	// WITH ORDINALITY: the ids come back in the order given.
+	// The ids are drawn as the rows go in, in the order given (ORDER BY n),
+	// and one session's draws only increase: sorted, they follow the input.
 	var ids []int64
 	err := tx.Raw(`WITH ins AS (INSERT INTO link_sets (invitation_id, rsvp_hash, unsubscribe_hash, checkin_hash, survey_hash, created_at)
 			SELECT inv, r, u, c, s, ? FROM unnest(?::bigint[], ?::bytea[], ?::bytea[], ?::bytea[], ?::bytea[]) WITH ORDINALITY AS t(inv, r, u, c, s, n)
@@ -313,13 +314,21 @@ func (f *freshLoad) prepare(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	f.rebuild = append(f.rebuild, fkeys...)
-	return true, f.exec(ctx, drops...)
+	if err := f.exec(ctx, drops...); err != nil {
+		return false, err // something depends on one of them: the ordinary path
+	}
+	return true, nil
 }
 
 // customerCopyColumns are the columns insertFresh copies, in order.
 var customerCopyColumns = []string{"id", "external_id", "name", "email", "company", "metro_area", "metro_key",
 	"annual_spend_cents", "level", "owner_id", "phone", "consent_state", "consent_changed_at", "consent_reason",
 	"created_at", "updated_at"}
+
+// errLoadBroken is a fresh load that cannot go on: a batch failed and its
+// savepoint could not be rolled back, so the transaction is aborted and
+// retrying its rows one by one would only fail each of them.
+var errLoadBroken = errors.New("the load's transaction is aborted")
 
 // insertCustomers copies new customers in and sets their IDs. A batch the
 // database refuses leaves nothing behind (a savepoint), so an import can
@@ -334,9 +343,9 @@ func (f *freshLoad) insertCustomers(ctx context.Context, cs []*Customer) error {
 		if _, err := c.Exec(ctx, "SAVEPOINT "+sp); err != nil {
 			return err
 		}
-		err := func() error {
-			first, err := takeIDs(ctx, c, "customers", len(cs))
-			if err != nil {
+		var first int64
+		err := func() (err error) {
+			if first, err = takeIDs(ctx, c, "customers", len(cs)); err != nil {
 				return err
 			}
 			_, err = c.CopyFrom(ctx, pgx.Identifier{"customers"}, customerCopyColumns, pgx.CopyFromSlice(len(cs), func(i int) ([]any, error) {
@@ -348,19 +357,19 @@ func (f *freshLoad) insertCustomers(ctx context.Context, cs []*Customer) error {
 			if err != nil {
 				return err
 			}
-			for i, k := range cs {
-				k.ID = first + int64(i)
-			}
-			return nil
+			_, err = c.Exec(ctx, "RELEASE SAVEPOINT "+sp)
+			return err
 		}()
 		if err != nil {
 			if _, rerr := c.Exec(context.WithoutCancel(ctx), "ROLLBACK TO SAVEPOINT "+sp); rerr != nil {
-				return errors.Join(err, rerr)
+				return fmt.Errorf("%w: %w (%w)", errLoadBroken, err, rerr)
 			}
 			return err
 		}
-		_, err = c.Exec(ctx, "RELEASE SAVEPOINT "+sp)
-		return err
+		for i, k := range cs {
+			k.ID = first + int64(i)
+		}
+		return nil
 	})
 }
 
@@ -401,10 +410,21 @@ func (f *freshLoad) commit(ctx context.Context, source, actor string) error {
 	}
 	// Each build sorts the whole table; more memory keeps the sort in RAM.
 	stmts := append([]string{"SET LOCAL maintenance_work_mem = '256MB'"}, f.rebuild...)
-	stmts = append(stmts, "ANALYZE customers", "ANALYZE level_ledger", "COMMIT")
+	stmts = append(stmts, "ANALYZE customers", "ANALYZE level_ledger")
 	if err := f.exec(ctx, stmts...); err != nil {
 		f.rollback()
 		return fmt.Errorf("rebuild the customers indexes: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		f.rollback()
+		return err
+	}
+	// COMMIT is not cancelled: cut off while waiting for its answer, it
+	// could land while the load reported that nothing had.
+	if err := f.exec(context.WithoutCancel(ctx), "COMMIT"); err != nil {
+		_ = f.conn.Raw(func(any) error { return driver.ErrBadConn })
+		_ = f.conn.Close()
+		return fmt.Errorf("commit the load: %w", err)
 	}
 	return f.conn.Close()
 }

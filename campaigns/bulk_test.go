@@ -225,3 +225,44 @@ func TestImportNamesTextThatIsNotUTF8(t *testing.T) {
 		}, res.Problems)
 	})
 }
+
+func TestFreshImportRejectsARowTheDatabaseRefuses(t *testing.T) {
+	s := campaignstest.Open(t, campaignstest.Postgres)
+	s.SetFreshLoadMin(100)
+	ctx := context.Background()
+	// A rule only the database knows: its refusal comes from inside a batch's
+	// COPY, which the load's savepoint undoes before the rows go in one by one.
+	require.NoError(t, s.DB().Exec(`ALTER TABLE customers ADD CONSTRAINT no_zed CHECK (name NOT LIKE 'Zed%')`).Error)
+	csv := strings.Replace(freshCSV(12000), "F500,Person 500,", "F500,Zed 500,", 1)
+	res, err := s.ImportCustomers(ctx, strings.NewReader(csv), campaigns.ImportOptions{Actor: "t", Size: int64(len(csv))})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, s.FreshLoads())
+	require.EqualValues(t, 11996, res.Inserted)
+	require.EqualValues(t, 4, res.Rejected)
+	var refused []campaigns.RowProblem
+	for _, p := range res.Problems {
+		if strings.Contains(p.Reason, "refused") {
+			refused = append(refused, p)
+		}
+	}
+	require.Len(t, refused, 1)
+	require.Equal(t, 502, refused[0].Row)
+	require.Contains(t, refused[0].Reason, "no_zed")
+	require.EqualValues(t, 11996, createdRowsMatch(t, s, fmt.Sprintf("import:%d", res.ID)))
+}
+
+func TestFreshLoadStepsAsideForWhatDependsOnTheTable(t *testing.T) {
+	s := campaignstest.Open(t, campaignstest.Postgres)
+	s.SetFreshLoadMin(100)
+	ctx := context.Background()
+	// Another table's key on customers' email: the unique constraint cannot
+	// be dropped, so the load takes the ordinary path instead of failing.
+	require.NoError(t, s.DB().Exec(`CREATE TABLE vip (email TEXT REFERENCES customers (email))`).Error)
+	before := schemaOf(t, s)
+	csv := freshCSV(3000)
+	res, err := s.ImportCustomers(ctx, strings.NewReader(csv), campaigns.ImportOptions{Actor: "t", Size: int64(len(csv))})
+	require.NoError(t, err)
+	require.Zero(t, s.FreshLoads())
+	require.EqualValues(t, 2997, res.Inserted)
+	require.Equal(t, before, schemaOf(t, s))
+}

@@ -109,7 +109,7 @@ func (s *Store) checkInInvitee(ctx context.Context, campaignID int64, t CheckinT
 	args := []any{campaignID}
 	if tok := strings.TrimSpace(t.Token); tok != "" {
 		if len(tok) < 26 || len(tok) > 64 {
-			return nil, s.checkinCampaignOr(ctx, campaignID, Errorf(ENOTFOUND, "this link is not valid; it may have been mistyped or cut short"))
+			return nil, s.checkinCampaignOr(ctx, campaignID, badLink())
 		}
 		if l, ok := parseLink(TokenCheckin, tok); ok {
 			q += `LEFT JOIN link_sets ls ON ls.id = $2 AND ls.checkin_hash = $3 AND ls.created_at > $4
@@ -149,7 +149,7 @@ func (s *Store) checkInInvitee(ctx context.Context, campaignID int64, t CheckinT
 	case !invID.Valid && t.CustomerID > 0 && strings.TrimSpace(t.Token) == "":
 		return nil, Errorf(ENOTFOUND, "invitation of customer %d not found", t.CustomerID)
 	case !invID.Valid:
-		return nil, Errorf(ENOTFOUND, "this link is not valid; it may have been mistyped or cut short")
+		return nil, badLink()
 	case invCampaign.Int64 != campaignID:
 		return nil, Errorf(ENOTFOUND, "this code belongs to another event")
 	}

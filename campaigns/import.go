@@ -237,11 +237,15 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 			return nil
 		}
 		lastSaved = time.Now()
-		if err := s.saveProgress(ctx, &res.Import, res.Problems); err != nil {
+		shown := res.Import
+		if meta.fresh != nil {
+			shown.Inserted = 0 // nothing is in until the load commits
+		}
+		if err := s.saveProgress(ctx, &shown, res.Problems); err != nil {
 			return err
 		}
 		if opt.Progress != nil {
-			opt.Progress(res.Import)
+			opt.Progress(shown)
 		}
 		return nil
 	}
@@ -386,7 +390,7 @@ func (s *Store) upsertRows(ctx context.Context, batch []CustomerInput, meta Upse
 		return out, err
 	}
 	out, err := attempt(append([]CustomerInput(nil), batch...))
-	if err == nil || len(batch) == 1 || ctx.Err() != nil {
+	if err == nil || len(batch) == 1 || ctx.Err() != nil || errors.Is(err, errLoadBroken) {
 		return out, err
 	}
 	out = make([]UpsertResult, len(batch))

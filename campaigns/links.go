@@ -75,7 +75,7 @@ func mintLinks(tx *gorm.DB, invitationIDs []int64, kinds []string, now time.Time
 		return nil, err
 	}
 	for i, id := range invitationIDs {
-		sets[i] = LinkSet{InvitationID: id, CreatedAt: now}
+		sets[i] = LinkSet{InvitationID: id, CreatedAt: now.UTC()} // SQLite compares times as text
 		for k, kind := range kinds {
 			h := sha256.Sum256(secrets[i*len(kinds)+k])
 			*sets[i].hash(kind) = h[:]
@@ -139,7 +139,9 @@ func parseLink(kind, token string) (l setLink, ok bool) {
 	}
 	h := sha256.Sum256(b[10:])
 	if b[9] != col.code {
-		h = [32]byte{} // matches no stored hash
+		// Each kind has its own secret, so the hash would not match anyway;
+		// this keeps a link of one kind from ever being read as another.
+		h = [32]byte{}
 	}
 	return setLink{setID: int64(binary.BigEndian.Uint64(b[1:9])), hash: h[:], column: col.column}, true
 }

@@ -42,9 +42,6 @@ type Store struct {
 
 	metrosAt time.Time
 
-	linkKeyMu  sync.Mutex
-	linkKeyVal []byte // see linkKey
-
 	freshMin   int          // rows a load needs to take the fresh path; 0 means freshLoadRows
 	freshLoads atomic.Int64 // fresh loads begun, for tests
 
