@@ -58,7 +58,32 @@ func (c *Customer) Contactable() bool { return c.ConsentState == Subscribed }
 func MetroKey(s string) string { return strings.ToLower(strings.Join(strings.Fields(s), " ")) }
 
 // tidy trims and collapses inner whitespace: the display form of a metro.
-func tidy(s string) string { return strings.Join(strings.Fields(s), " ") }
+func tidy(s string) string {
+	if isTidy(s) {
+		return s // most fields; an import tidies several per row
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// isTidy reports ASCII text with single spaces between words and none
+// around them; anything else, Unicode spaces included, goes through Fields.
+func isTidy(s string) bool {
+	space := true // a leading space is not tidy
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= utf8.RuneSelf, c == '\t', c == '\n', c == '\v', c == '\f', c == '\r':
+			return false
+		case c == ' ':
+			if space {
+				return false
+			}
+			space = true
+		default:
+			space = false
+		}
+	}
+	return !space || s == ""
+}
 
 // CustomerInput is one customer as an import row or API call describes it.
 // A nil field leaves the stored value as it is.
@@ -98,20 +123,26 @@ func (in *CustomerInput) normalize() Invalid {
 	} else {
 		in.Email = e
 	}
-	for field, p := range map[string]*string{"company": in.Company, "metro_area": in.MetroArea, "phone": in.Phone} {
-		if p != nil {
-			*p = tidy(*p)
-			if len(*p) > maxFieldLen {
-				v.Add(field, "is longer than %d characters", maxFieldLen)
+	// (Arrays, not maps: an import runs this for every row.)
+	for _, f := range [...]struct {
+		name string
+		p    *string
+	}{{"company", in.Company}, {"metro_area", in.MetroArea}, {"phone", in.Phone}} {
+		if f.p != nil {
+			*f.p = tidy(*f.p)
+			if len(*f.p) > maxFieldLen {
+				v.Add(f.name, "is longer than %d characters", maxFieldLen)
 			}
 		}
 	}
 	// The database refuses text that is not UTF-8, or holds a NUL; named
 	// here, the row's own field is blamed instead of its whole batch.
-	for field, p := range map[string]*string{"external_id": &in.ExternalID, "name": &in.Name,
-		"company": in.Company, "metro_area": in.MetroArea, "phone": in.Phone} {
-		if p != nil && (!utf8.ValidString(*p) || strings.ContainsRune(*p, 0)) {
-			v.Add(field, "is not valid UTF-8 text")
+	for _, f := range [...]struct {
+		name string
+		p    *string
+	}{{"external_id", &in.ExternalID}, {"name", &in.Name}, {"company", in.Company}, {"metro_area", in.MetroArea}, {"phone", in.Phone}} {
+		if f.p != nil && (!utf8.ValidString(*f.p) || strings.IndexByte(*f.p, 0) >= 0) {
+			v.Add(f.name, "is not valid UTF-8 text")
 		}
 	}
 	if in.AnnualSpendCents != nil && *in.AnnualSpendCents < 0 {
