@@ -281,6 +281,41 @@ func TestClaimSettleAndRecover(t *testing.T) {
 	})
 }
 
+// A run of customers who withdrew after the freeze, longer than a batch,
+// is suppressed and the batch is still filled from those after it.
+func TestClaimFillsABatchPastWithdrawnCustomers(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		ids := addCustomers(t, s, 30, "wd")
+		c, err := s.CreateCampaign(ctx, eventInput("Withdrawn"), "t")
+		require.NoError(t, err)
+		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
+		require.NoError(t, err)
+		_, err = s.Start(ctx, c.ID)
+		require.NoError(t, err)
+		gone := map[int64]bool{}
+		for _, id := range ids[:15] {
+			require.NoError(t, s.SetConsent(ctx, id, campaigns.Unsubscribed, "test"))
+			gone[id] = true
+		}
+		far := time.Now().Add(time.Hour)
+		got, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "A", BatchID: "w1", Limit: 10, Lease: time.Minute, CancelBy: far})
+		require.NoError(t, err)
+		require.Len(t, got, 10)
+		for _, cl := range got {
+			require.False(t, gone[cl.CustomerID], "customer %d withdrew", cl.CustomerID)
+			require.Equal(t, campaigns.InvSending, cl.Status)
+			require.NotEmpty(t, cl.Name)
+		}
+		c, err = s.Campaign(ctx, c.ID)
+		require.NoError(t, err)
+		f, err := s.Funnel(ctx, c)
+		require.NoError(t, err)
+		require.EqualValues(t, 15, f.Suppressed)
+		require.EqualValues(t, 15, f.Pending, "the 10 being sent and the 5 left")
+	})
+}
+
 func TestGiftCodesOnePerRecipient(t *testing.T) {
 	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
 		ctx := context.Background()

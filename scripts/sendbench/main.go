@@ -15,9 +15,11 @@ import (
 	"net/mail"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rapport/rapport/campaigns"
@@ -143,6 +145,7 @@ func run(dbURL string, n int, latency time.Duration, batch, conc int) error {
 func sendWithWorkers(ctx context.Context, store *campaigns.Store, c *campaigns.Campaign, fake *sendgridfake.Server,
 	dbURL string, n, batch, conc int) error {
 	t1 := time.Now()
+	pg0, self0 := postgresCPU(), selfCPU()
 	var cmds []*exec.Cmd
 	defer func() {
 		for _, cmd := range cmds {
@@ -160,10 +163,14 @@ func sendWithWorkers(ctx context.Context, store *campaigns.Store, c *campaigns.C
 		}
 		cmds = append(cmds, cmd)
 	}
+	var first time.Duration // until the first request reached the fake: freeze and start-up
 	for {
 		cur, err := store.Campaign(ctx, c.ID)
 		if err != nil {
 			return err
+		}
+		if first == 0 && fake.Requests() > 0 {
+			first = time.Since(t1)
 		}
 		if cur.Status == campaigns.StatusSent {
 			break
@@ -175,9 +182,12 @@ func sendWithWorkers(ctx context.Context, store *campaigns.Store, c *campaigns.C
 	}
 	el := time.Since(t1)
 	peak := 0
+	var workerCPU time.Duration
 	for _, cmd := range cmds {
 		peak = max(peak, vmHWM(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)))
+		workerCPU += procCPU(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
 	}
+	pgCPU, selfCPU := postgresCPU()-pg0, selfCPU()-self0
 	per := fake.PerRecipient()
 	dups := 0
 	for _, k := range per {
@@ -188,11 +198,47 @@ func sendWithWorkers(ctx context.Context, store *campaigns.Store, c *campaigns.C
 	fmt.Printf("sent %d invitations in %s with %d worker process(es): %.0f emails/s (freeze and start-up included); %d recipients, %d duplicates\n",
 		fake.DeliveredCount(), el.Round(time.Millisecond), workers, float64(fake.DeliveredCount())/el.Seconds(), len(per), dups)
 	fmt.Printf("worker peak RSS %d MB\n", peak/1024)
+	// Where the two cores went: sending is only as fast as all three allow.
+	fmt.Printf("first request after %s; CPU: workers %s, PostgreSQL %s, this process (fake SendGrid, polling) %s\n",
+		first.Round(time.Millisecond), workerCPU.Round(time.Millisecond), pgCPU.Round(time.Millisecond), selfCPU.Round(time.Millisecond))
 	if len(per) != n || dups != 0 {
 		return fmt.Errorf("expected %d recipients once each", n)
 	}
 	return nil
 }
+
+// procCPU is the user and system CPU time a process has used, from its
+// /proc/<pid>/stat (fields 14 and 15, in clock ticks of 1/100 s).
+func procCPU(stat string) time.Duration {
+	b, err := os.ReadFile(stat)
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces; the fields after it do not.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond
+}
+
+// postgresCPU sums procCPU over every process named postgres on this
+// machine (a bench machine: nothing else should be using it). Backends
+// that exit between two readings are missed, so it errs low.
+func postgresCPU() time.Duration {
+	var sum time.Duration
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		if comm, err := os.ReadFile(d + "/comm"); err == nil && strings.TrimSpace(string(comm)) == "postgres" {
+			sum += procCPU(d + "/stat")
+		}
+	}
+	return sum
+}
+
+func selfCPU() time.Duration { return procCPU("/proc/self/stat") }
 
 // vmHWM is a process's peak resident memory in kB, from /proc.
 func vmHWM(status string) int {
