@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -90,6 +91,14 @@ func cmdWorker(ctx context.Context, args []string, e env) error {
 	cfg, err := loadConfig()
 	if err != nil {
 		return err
+	}
+	// A worker's live heap is small and turns over a batch at a time, so
+	// the collector ran often for little: collecting at 4× the live heap
+	// instead of 2× (GOGC 300, not 100) saved a fifth of the worker's CPU
+	// in a 100,000-guest send, for a peak of 80 MB instead of 45. GOGC,
+	// when set, still decides.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(300)
 	}
 	store, err := openStore(ctx, cfg, isSQLite(cfg), e.log)
 	if err != nil {
