@@ -404,11 +404,11 @@ func (s *Store) SettleSent(ctx context.Context, q Queue, worker, batchID string,
 		}
 		in, arg := idsIn(tx, "id", ids)
 		// The batch's lease first, from one of its rows (one claim gave
-		// them all the same), then its rows through it by equality. Found by the range
-		// lease_until > now, they were read through invitations_lease_idx
-		// along with every row sent in the last two minutes (its entries
-		// go only at vacuum): 175 ms a batch, a third of PostgreSQL's time,
-		// late in a 100,000-guest send.
+		// them all the same), then its rows through it by equality. Found
+		// by the range lease_until > now, they were read through
+		// invitations_lease_idx along with every row sent in the last two
+		// minutes (its entries go only at vacuum): the send's costliest
+		// statement, 175 ms a batch in a database that had sent 400,000.
 		var lease []time.Time
 		if err := tx.Table(string(q)).Where("id = ? AND lease_owner = ? AND batch_id = ?", ids[0], worker, batchID).
 			Pluck("lease_until", &lease).Error; err != nil {
