@@ -360,6 +360,45 @@ func TestGiftCodesOnePerRecipient(t *testing.T) {
 	})
 }
 
+// Codes removed from the pool after the start check leave some recipients
+// without one: those fail, are not handed out to be emailed, and the rest
+// of the batch is sent and settled as usual.
+func TestGiftPoolRunningDryFailsOnlyThoseWithoutACode(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		addCustomers(t, s, 4, "dry")
+		c, err := s.CreateCampaign(ctx, campaigns.CampaignInput{Kind: campaigns.KindGift, Name: "Dry", TimeZone: "America/Chicago",
+			Filter: campaigns.Filter{Metros: []string{"chicago"}},
+			Gift:   &campaigns.GiftFields{Type: "gift_card", FaceValueCents: 1000, UnitCostCents: 1000}}, "t")
+		require.NoError(t, err)
+		_, err = s.AddGiftCodes(ctx, c.ID, []string{"D-1", "D-2", "D-3", "D-4"})
+		require.NoError(t, err)
+		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
+		require.NoError(t, err)
+		_, err = s.Start(ctx, c.ID)
+		require.NoError(t, err)
+		require.NoError(t, s.DB().Exec("DELETE FROM gift_codes WHERE campaign_id = ? AND code IN ('D-1', 'D-2')", c.ID).Error)
+
+		cl, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "A", BatchID: "d1", Limit: 10, Lease: time.Minute, CancelBy: time.Now().Add(time.Hour)})
+		require.NoError(t, err)
+		require.Len(t, cl, 2, "only those with a code are sent")
+		var ids []int64
+		for _, x := range cl {
+			require.NotEmpty(t, x.GiftCode)
+			ids = append(ids, x.ID)
+		}
+		n, err := s.SettleSent(ctx, campaigns.QueueInvitations, "A", "d1", ids, "m", false)
+		require.NoError(t, err)
+		require.EqualValues(t, 2, n)
+		c, err = s.Campaign(ctx, c.ID)
+		require.NoError(t, err)
+		f, err := s.Funnel(ctx, c)
+		require.NoError(t, err)
+		require.EqualValues(t, 2, f.Sent)
+		require.EqualValues(t, 2, f.Failed)
+	})
+}
+
 func TestEmailEventsApplyOnceInAnyOrder(t *testing.T) {
 	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
 		ctx := context.Background()

@@ -222,13 +222,16 @@ func (s *Store) Claim(ctx context.Context, campaignID int64, o ClaimOptions) ([]
 		if err != nil {
 			return err
 		}
-		out = make([]Claim, len(rows))
+		codesNeeded := c.Kind == KindGift && c.Fulfilment == "codes"
 		for i, r := range rows {
+			if codesNeeded && codes[r.ID] == "" {
+				continue // failed for want of a code (assignGiftCodes): nothing to send
+			}
 			kind := "invitation"
 			if c.Kind == KindGift {
 				kind = "gift"
 			}
-			out[i] = Claim{Invitation: r, QueueID: r.ID, Kind: kind, Name: nameOf[r.CustomerID], Tokens: links[i], GiftCode: codes[r.ID]}
+			out = append(out, Claim{Invitation: r, QueueID: r.ID, Kind: kind, Name: nameOf[r.CustomerID], Tokens: links[i], GiftCode: codes[r.ID]})
 		}
 		return nil
 	})
@@ -409,9 +412,12 @@ func (s *Store) SettleSent(ctx context.Context, q Queue, worker, batchID string,
 		// invitations_lease_idx along with every row sent in the last two
 		// minutes (its entries go only at vacuum): the send's costliest
 		// statement, 175 ms a batch in a database that had sent 400,000.
+		// Any row still leased will do (one of the ids may have been
+		// settled otherwise meanwhile). Without status = 'sending' in the
+		// condition, the lease index is no candidate: the primary key is.
 		var lease []time.Time
-		if err := tx.Table(string(q)).Where("id = ? AND lease_owner = ? AND batch_id = ?", ids[0], worker, batchID).
-			Pluck("lease_until", &lease).Error; err != nil {
+		if err := tx.Table(string(q)).Where(in+" AND lease_owner = ? AND batch_id = ?", arg, worker, batchID).
+			Limit(1).Pluck("lease_until", &lease).Error; err != nil {
 			return err
 		}
 		if len(lease) == 0 || !lease[0].After(now) {
