@@ -36,6 +36,20 @@ func addCustomers(t testing.TB, s *campaigns.Store, n int, prefix string) []int6
 	return ids
 }
 
+// startCampaign creates a campaign, schedules it now and starts it (the
+// audience frozen), as a worker's first tick would.
+func startCampaign(t *testing.T, s *campaigns.Store, in campaigns.CampaignInput) *campaigns.Campaign {
+	t.Helper()
+	ctx := context.Background()
+	c, err := s.CreateCampaign(ctx, in, "t")
+	require.NoError(t, err)
+	_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
+	require.NoError(t, err)
+	_, err = s.Start(ctx, c.ID)
+	require.NoError(t, err)
+	return c
+}
+
 func TestCampaignValidationNamesFields(t *testing.T) {
 	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
 		ctx := context.Background()
@@ -190,12 +204,7 @@ func TestClaimSettleAndRecover(t *testing.T) {
 	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
 		ctx := context.Background()
 		ids := addCustomers(t, s, 30, "cl")
-		c, err := s.CreateCampaign(ctx, eventInput("Claims"), "t")
-		require.NoError(t, err)
-		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
-		require.NoError(t, err)
-		_, err = s.Start(ctx, c.ID)
-		require.NoError(t, err)
+		c := startCampaign(t, s, eventInput("Claims"))
 
 		// A customer who unsubscribes after the freeze is suppressed at claim.
 		require.NoError(t, s.SetConsent(ctx, ids[3], campaigns.Unsubscribed, "test"))
@@ -287,12 +296,7 @@ func TestClaimFillsABatchPastWithdrawnCustomers(t *testing.T) {
 	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
 		ctx := context.Background()
 		ids := addCustomers(t, s, 30, "wd")
-		c, err := s.CreateCampaign(ctx, eventInput("Withdrawn"), "t")
-		require.NoError(t, err)
-		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
-		require.NoError(t, err)
-		_, err = s.Start(ctx, c.ID)
-		require.NoError(t, err)
+		c := startCampaign(t, s, eventInput("Withdrawn"))
 		gone := map[int64]bool{}
 		for _, id := range ids[:15] {
 			require.NoError(t, s.SetConsent(ctx, id, campaigns.Unsubscribed, "test"))

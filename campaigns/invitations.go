@@ -319,6 +319,9 @@ func (s *Store) claimRows(tx *gorm.DB, campaignID int64, o ClaimOptions, now tim
 				break
 			}
 		}
+		if len(rows) == 0 {
+			return nil, nameOf, nil
+		}
 		custIDs := make([]int64, len(rows))
 		for i, r := range rows {
 			custIDs[i] = r.CustomerID
