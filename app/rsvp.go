@@ -17,18 +17,21 @@ func (a *App) rsvpPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return a.renderRSVP(c, v, "")
+	return a.renderRSVP(c, v, "", false)
 }
 
-func (a *App) renderRSVP(c *fiber.Ctx, v *campaigns.RSVPView, note string) error {
+// renderRSVP draws the page; note is what the last answer did, and noteOK
+// whether it was taken.
+func (a *App) renderRSVP(c *fiber.Ctx, v *campaigns.RSVPView, note string, noteOK bool) error {
 	cp := &v.Campaign
 	closes := ""
 	if v.ClosesAt != nil {
 		closes = v.ClosesAt.In(cp.Location()).Format("Monday, January 2, 3:04 PM MST")
 	}
-	guests := make([]int, cp.GuestsPerInvite+1)
+	inv := &v.Invitation
+	guests := make([]guestOption, cp.GuestsPerInvite+1)
 	for i := range guests {
-		guests[i] = i
+		guests[i] = guestOption{N: i, Selected: i == inv.Guests}
 	}
 	mapURL := ""
 	if cp.Address != "" {
@@ -36,8 +39,18 @@ func (a *App) renderRSVP(c *fiber.Ctx, v *campaigns.RSVPView, note string) error
 	}
 	c.Set("Referrer-Policy", "no-referrer") // the URL is the guest's credential
 	return a.render(c, "pages/rsvp", fiber.Map{"Title": cp.Name, "V": v, "When": campaigns.FormatWhen(cp),
-		"Closes": closes, "Guests": guests, "MapURL": mapURL, "Token": c.Params("token"), "Note": note,
-		"First": firstWord(v.Name)})
+		"Closes": closes, "Guests": guests, "MapURL": mapURL, "Token": c.Params("token"), "Note": note, "NoteOK": noteOK,
+		"First": firstWord(v.Name),
+		// Decided here rather than with eq in the template: each call there
+		// is a reflect call, and this page is drawn for every RSVP answer.
+		"Coming": inv.RSVP == campaigns.RSVPYes, "Waiting": inv.RSVP == campaigns.RSVPWaitlisted,
+		"Declined": inv.RSVP == campaigns.RSVPNo, "GuestsPlural": inv.Guests > 1})
+}
+
+// guestOption is one choice of the guests select.
+type guestOption struct {
+	N        int
+	Selected bool
 }
 
 func firstWord(s string) string {
@@ -63,7 +76,7 @@ func (a *App) rsvpAnswer(c *fiber.Ctx) error {
 			if campaigns.ErrorCode(err) == campaigns.ECONFLICT {
 				c.Status(fiber.StatusConflict)
 			}
-			return a.renderRSVP(c, v, err.Error())
+			return a.renderRSVP(c, v, err.Error(), false)
 		}
 		return err
 	}
@@ -71,7 +84,7 @@ func (a *App) rsvpAnswer(c *fiber.Ctx) error {
 	if !res.Changed {
 		note = "That is already your answer; nothing changed."
 	}
-	return a.renderRSVP(c, res.View, note)
+	return a.renderRSVP(c, res.View, note, true)
 }
 
 // rsvpCalendar is the guest's own .ics: its UID is stable per invitation.
