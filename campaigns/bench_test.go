@@ -93,3 +93,33 @@ func BenchmarkIncrementalROI(b *testing.B) {
 		_, _, _, _ = campaigns.IncrementalROI(t, h, 500000)
 	}
 }
+
+// BenchmarkRSVPByToken: reading a guest by their RSVP link, as every RSVP
+// request starts (PostgreSQL when TEST_DATABASE_URL is set, else SQLite).
+func BenchmarkRSVPByToken(b *testing.B) {
+	ds := campaignstest.Available(b)
+	s := campaignstest.Open(b, ds[len(ds)-1])
+	ctx := context.Background()
+	addCustomers(b, s, 1, "br")
+	c, err := s.CreateCampaign(ctx, eventInput("Bench"), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Start(ctx, c.ID); err != nil {
+		b.Fatal(err)
+	}
+	cls, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "bench", BatchID: "b", Limit: 1, Lease: time.Hour, CancelBy: time.Now().Add(time.Hour)})
+	if err != nil || len(cls) != 1 {
+		b.Fatal(err, len(cls))
+	}
+	link := cls[0].Tokens[campaigns.TokenRSVP]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.RSVPByToken(ctx, link); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
