@@ -53,6 +53,13 @@ func (s *Store) GuestByToken(ctx context.Context, token string) (Invitation, Cam
 	return g.Invitation, g.Campaign, g.CustomerName, nil
 }
 
+// TokenReads is how many times this store has read an API token from the
+// database rather than from what it keeps.
+func (s *Store) TokenReads() int64 { return s.tokenReads.Load() }
+
+// ListenerName names the connection that hears of token changes.
+const ListenerName = listenerName
+
 // SetFreshLoadMin lowers the size a seed or import needs to take the fresh
 // path (bulk.go), so tests can take it with a few hundred rows.
 func (s *Store) SetFreshLoadMin(rows int) { s.freshMin = rows }

@@ -48,6 +48,10 @@ type Store struct {
 	answers    batches[*answerReq, answerOut] // RSVP answers waiting to be settled, per event
 	arrivals   batches[*arrival, arrived]     // first check-ins waiting to be written, per event
 	guestQuery guestQuery                     // see guestByToken
+
+	dsn        string       // PostgreSQL's, for the connection that listens (tokencache.go)
+	tokens     tokenCache   // API tokens found, see TokenBySecret
+	tokenReads atomic.Int64 // tokens read from the database, for tests
 }
 
 // Open connects to the database a DATABASE_URL names. It does not migrate.
@@ -105,12 +109,18 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
 	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, now: func() time.Time { return time.Now().UTC() }}
+	if dialect == config.Postgres {
+		s.dsn = dsn
+	}
 	s.answers.what, s.arrivals.what = "RSVP answers", "check-ins"
 	return s, nil
 }
 
 // Close releases the connections.
-func (s *Store) Close() error { return s.sqlDB.Close() }
+func (s *Store) Close() error {
+	s.stopListening()
+	return s.sqlDB.Close()
+}
 
 // Dialect tells which database this is.
 func (s *Store) Dialect() config.Dialect { return s.dialect }

@@ -1,0 +1,160 @@
+package campaigns
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Every API call starts by finding its token, and that read was a round
+// trip of its own: a third of a check-in's time at a busy door (side by
+// side, 6,700-8,500 -> 10,100-12,100 check-ins/s with tokens kept in
+// memory). On PostgreSQL a web process keeps the tokens it has found, for
+// as long as it is listening for changes to them: a trigger (migration
+// 00012) notifies every process when a token is revoked, changed or
+// deleted, however that happens, and each one forgets what it kept. While
+// the listening connection is down (starting, or PostgreSQL restarting)
+// nothing is kept and every call reads its token. SQLite keeps nothing:
+// another process (the CLI) may revoke a token in the same file.
+
+// tokenChannel is the channel migration 00012's trigger notifies.
+const tokenChannel = "rapport_api_tokens"
+
+// listenerName names the listening connection in pg_stat_activity.
+const listenerName = "rapport token listener"
+
+// tokenCache is the tokens one process has found.
+type tokenCache struct {
+	start sync.Once
+	stop  context.CancelFunc
+	done  chan struct{}
+
+	mu     sync.Mutex
+	live   bool   // listening: what is kept is current
+	gen    uint64 // bumped whenever what is kept may be stale
+	byHash map[string]keptToken
+}
+
+type keptToken struct {
+	t  APIToken
+	at time.Time
+}
+
+// tokenKeep is how long a token is kept at most, whatever is heard: each
+// token in use is read (and its last use written) once a minute.
+const tokenKeep = time.Minute
+
+// get returns a kept token and the generation to store a read under.
+func (c *tokenCache) get(hash string, now time.Time) (APIToken, bool, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k, ok := c.byHash[hash]
+	return k.t, ok && c.live && now.Sub(k.at) < tokenKeep, c.gen
+}
+
+// put keeps t, read at now, unless something changed since gen was read:
+// a read that raced a revocation must not outlive it.
+func (c *tokenCache) put(hash string, t APIToken, gen uint64, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.live && c.gen == gen {
+		if c.byHash == nil {
+			c.byHash = map[string]keptToken{}
+		}
+		c.byHash[hash] = keptToken{t, now}
+	}
+}
+
+// forget drops everything kept.
+func (c *tokenCache) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.byHash)
+}
+
+// setLive forgets everything kept and says whether to keep again.
+func (c *tokenCache) setLive(live bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.live = live
+	c.gen++
+	clear(c.byHash)
+}
+
+// listenForTokens starts, once per store, the connection that hears of
+// token changes (PostgreSQL only).
+func (s *Store) listenForTokens() {
+	c := &s.tokens
+	c.start.Do(func() {
+		if s.dsn == "" {
+			return
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		c.stop, c.done = stop, make(chan struct{})
+		go func() {
+			defer close(c.done)
+			for wait := time.Duration(0); ctx.Err() == nil; {
+				heard, err := s.listen(ctx)
+				c.setLive(false)
+				if ctx.Err() != nil {
+					return
+				}
+				// Down: every call reads its token meanwhile.
+				if heard {
+					wait = 0
+				}
+				wait = min(max(2*wait, 100*time.Millisecond), 5*time.Second)
+				slog.Warn("API tokens are read per call until the database is back", "error", err, "retry_in", wait)
+				select {
+				case <-ctx.Done():
+				case <-time.After(wait):
+				}
+			}
+		}()
+	})
+}
+
+// listen listens until the connection fails or ctx ends; heard says it
+// got as far as listening.
+func (s *Store) listen(ctx context.Context) (heard bool, err error) {
+	cfg, err := pgx.ParseConfig(s.dsn)
+	if err != nil {
+		return false, err
+	}
+	cfg.RuntimeParams["application_name"] = listenerName
+	// A connection that died without a word (a network gone quiet) is
+	// noticed within about half a minute, not TCP's two hours.
+	cfg.DialFunc = (&net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second,
+		Interval: 5 * time.Second, Count: 3}}).DialContext
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+tokenChannel); err != nil {
+		return false, err
+	}
+	// From here on a change is heard: start keeping.
+	s.tokens.setLive(true)
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return true, err
+		}
+		s.tokens.forget()
+	}
+}
+
+// stopListening ends the listening connection, for Close.
+func (s *Store) stopListening() {
+	c := &s.tokens
+	c.start.Do(func() {}) // none may start after this
+	if c.stop != nil {
+		c.stop()
+		<-c.done
+	}
+}
