@@ -60,6 +60,13 @@ func (s *Store) TokenReads() int64 { return s.tokenReads.Load() }
 // ListenerName names the connection that hears of token changes.
 const ListenerName = listenerName
 
+// TokensLive says whether this store keeps the API tokens it finds now.
+func (s *Store) TokensLive() bool { return s.tokensLive() }
+
+// SetTokenHeartbeat shortens the token listener's heartbeat; call it before
+// the first TokenBySecret.
+func (s *Store) SetTokenHeartbeat(d time.Duration) { s.tokens.heartbeat = d }
+
 // SetFreshLoadMin lowers the size a seed or import needs to take the fresh
 // path (bulk.go), so tests can take it with a few hundred rows.
 func (s *Store) SetFreshLoadMin(rows int) { s.freshMin = rows }

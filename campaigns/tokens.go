@@ -76,8 +76,7 @@ func (s *Store) TokenBySecret(ctx context.Context, plain string) (*APIToken, err
 	}
 	hash := HashSecret(plain)
 	s.listenForTokens()
-	now := s.now()
-	t, kept, gen := s.tokens.get(hash, now)
+	t, kept, gen := s.tokens.get(hash)
 	if kept {
 		return &t, nil
 	}
@@ -94,13 +93,13 @@ func (s *Store) TokenBySecret(ctx context.Context, plain string) (*APIToken, err
 	if err != nil {
 		return nil, err
 	}
-	// Note use at most once a minute: a busy script should not write per
-	// call (a kept token is read again after a minute, tokenKeep).
+	// Note use at most once a minute: a busy script should not write per call.
+	now := s.now()
 	if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) > time.Minute {
 		s.db.WithContext(ctx).Model(&APIToken{}).Where("id = ?", t.ID).Update("last_used_at", now)
 		t.LastUsedAt = &now
 	}
-	s.tokens.put(hash, t, gen, now)
+	s.tokens.put(hash, t, gen)
 	return &t, nil
 }
 
