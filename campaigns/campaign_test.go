@@ -3,6 +3,7 @@ package campaigns_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -593,4 +594,47 @@ func TestFreezeAfterAWalkInSkipsThem(t *testing.T) {
 			require.Equal(t, inv.CustomerID == ids[1], inv.WalkIn, "customer %d", inv.CustomerID)
 		}
 	})
+}
+
+// A walk-in written while the invitations go out is waited for, and the
+// freeze skips them rather than failing on their key.
+func TestFreezeWaitsForAWalkInBeingWritten(t *testing.T) {
+	if os.Getenv("TEST_DATABASE_URL") == "" {
+		t.Skip("PostgreSQL only: SQLite has one writer")
+	}
+	ctx := context.Background()
+	s := campaignstest.Open(t, campaignstest.Postgres)
+	ids := addCustomers(t, s, 3, "midwalk")
+	c, err := s.CreateCampaign(ctx, eventInput("Door during the send"), "t")
+	require.NoError(t, err)
+	_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
+	require.NoError(t, err)
+	door := s.DB().Begin() // a walk-in's transaction, not yet committed
+	require.NoError(t, door.Error)
+	defer door.Rollback()
+	require.NoError(t, door.Exec(`INSERT INTO invitations (campaign_id, customer_id, email, run, status, status_reason, rsvp, walk_in, created_at, updated_at)
+		VALUES (?, ?, 'midwalk1@example.com', 1, 'suppressed', 'walk-in: never sent', 'none', true, now(), now())`, c.ID, ids[1]).Error)
+	started := make(chan error, 1)
+	go func() {
+		res, err := s.Start(ctx, c.ID)
+		if err == nil && res.Frozen != 2 {
+			err = fmt.Errorf("froze %d, want 2", res.Frozen)
+		}
+		started <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) { // until the freeze waits for the door
+		var n int64
+		require.NoError(t, s.DB().Raw(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND query LIKE '%FROM "campaigns"%'`).Scan(&n).Error)
+		if n > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.NoError(t, door.Commit().Error)
+	require.NoError(t, <-started)
+	invs, _, err := s.Invitations(ctx, c.ID, 1, 10)
+	require.NoError(t, err)
+	require.Len(t, invs, 3)
 }

@@ -300,8 +300,10 @@ func (s *Store) settleArrivalsPipelined(ctx context.Context, campaignID int64, b
 	outs := make([]arrived, len(batch))
 	err := s.withPgConn(ctx, func(c *pgx.Conn) error {
 		// Locks go event, invitations, customers, each in id order, as RSVP
-		// batches take them (the event's FOR UPDATE there): batches of two
-		// processes, or an RSVP batch and a check-in batch, cannot deadlock.
+		// batches take them (the event's FOR UPDATE there), so batches of
+		// two processes, or an RSVP batch and a check-in batch, do not cross
+		// on them. What still can (a seat notice's key-share lock on a
+		// promoted guest's customer) is settled once more (groupcommit.go).
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
 		b.Queue(`SELECT 1 FROM campaigns WHERE id = $1 FOR SHARE`, campaignID)

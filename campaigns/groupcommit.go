@@ -2,9 +2,12 @@ package campaigns
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Group commit, in the application. Writes to one event that each took a
@@ -106,6 +109,12 @@ func (b *batches[Req, Out]) settleOne(ctx context.Context, eventID int64, batch 
 		reqs[i] = w.req
 	}
 	outs, err = settle(ctx, eventID, reqs)
+	// A deadlock with another process's work rolled the batch back whole;
+	// settling reads everything afresh, so it goes once more rather than
+	// failing every request in it.
+	if isDeadlock(err) {
+		outs, err = settle(ctx, eventID, reqs)
+	}
 	if err == nil && len(outs) != len(reqs) {
 		err = fmt.Errorf("settling %s for campaign %d: %d results for %d requests", b.what, eventID, len(outs), len(reqs))
 	}
@@ -127,4 +136,11 @@ func WaitingForBatch(ctx context.Context) {
 	if f, ok := ctx.Value(waitHookKey{}).(func()); ok {
 		f()
 	}
+}
+
+// isDeadlock says PostgreSQL broke a deadlock (or a serialization
+// conflict) by aborting this transaction.
+func isDeadlock(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }

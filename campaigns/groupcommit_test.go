@@ -2,10 +2,12 @@ package campaigns
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 )
 
@@ -69,4 +71,36 @@ func TestBatchesAnswerEachWaiterAndSurviveAPanic(t *testing.T) {
 	short := func(ctx context.Context, event int64, reqs []int) ([]int, error) { return nil, nil }
 	_, err = b.submit(ctx, 8, 1, short)
 	require.ErrorContains(t, err, "0 results for 1 requests")
+}
+
+// A batch PostgreSQL aborted to break a deadlock is settled once more; a
+// second deadlock, or any other error, fails it.
+func TestBatchSettledAgainAfterADeadlock(t *testing.T) {
+	var b batches[int, int]
+	b.what = "test work"
+	ctx := context.Background()
+	calls := 0
+	settle := func(fails ...error) settleFunc[int, int] {
+		calls = 0
+		return func(_ context.Context, _ int64, reqs []int) ([]int, error) {
+			calls++
+			if calls <= len(fails) {
+				return nil, fails[calls-1]
+			}
+			return reqs, nil
+		}
+	}
+	deadlock := &pgconn.PgError{Code: "40P01", Message: "deadlock detected"}
+	got, err := b.submit(ctx, 1, 7, settle(deadlock))
+	require.NoError(t, err)
+	require.Equal(t, 7, got)
+	require.Equal(t, 2, calls)
+
+	_, err = b.submit(ctx, 1, 7, settle(deadlock, deadlock))
+	require.ErrorAs(t, err, &deadlock)
+	require.Equal(t, 2, calls, "once more only")
+
+	_, err = b.submit(ctx, 1, 7, settle(errors.New("disk full")))
+	require.EqualError(t, err, "disk full")
+	require.Equal(t, 1, calls, "other errors are not retried")
 }

@@ -92,7 +92,15 @@ func (s *Store) Start(ctx context.Context, id int64) (StartResult, error) {
 	var short error
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		var c Campaign
-		if err := tx.Take(&c, id).Error; err != nil {
+		q := tx
+		if s.dialect == config.Postgres {
+			// FOR UPDATE, where the transition alone would take FOR NO KEY
+			// UPDATE: a walk-in being written (its foreign key holds KEY
+			// SHARE on the event) is waited for and seen by the freeze
+			// below, and later ones wait for the freeze.
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		if err := q.Take(&c, id).Error; err != nil {
 			return notFound(err, "campaign", id)
 		}
 		now := s.now()

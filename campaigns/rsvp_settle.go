@@ -290,10 +290,11 @@ func (s *Store) writeAnswers(tx *gorm.DB, invs map[int64]*Invitation, ids []int6
 // batch the slow part of a changing answer): the event, the batch's
 // invitations and their customers locked and read, in that order, as
 // check-ins take them, with the credits the customers hold from this
-// event; then the answers, the credits and the commit. Reading the
-// waitlist, when an answer frees seats, adds one. The customers are locked
-// before it is known which answers change (nearly all: the same answer
-// again is turned away before the batch), to save the round trip between.
+// event; then the answers, the credits and the commit. The customers are
+// locked before it is known which answers change (nearly all: the same
+// answer again is turned away before the batch), to save the round trip
+// between. While guests wait for seats that round trip stays (see below),
+// and reading the waitlist, when an answer frees seats, adds one.
 func (s *Store) applyAnswersPipelined(ctx context.Context, campaignID int64, batch []*answerReq) ([]answerOut, error) {
 	if err := s.guestColumns(); err != nil {
 		return nil, err
@@ -320,12 +321,18 @@ func (s *Store) applyAnswersPipelined(ctx context.Context, campaignID int64, bat
 		// this event; the event is checked below all the same.
 		b.Queue(`SELECT `+gq.invCols+`, (SELECT count(*) FROM invitations w WHERE w.campaign_id = $1 AND w.rsvp = 'waitlisted')
 			FROM invitations i WHERE i.id = ANY($2) ORDER BY i.id FOR UPDATE OF i`, campaignID, ids)
+		// The batch's customers too, unless someone is waiting: then the
+		// batch may promote guests outside it, whose invitations it must
+		// write before it holds any customer (the email webhook takes an
+		// invitation, then its customer), so they are locked after the
+		// writes, as before.
 		source := CampaignSource(campaignID)
-		ofBatch := `(SELECT customer_id FROM invitations WHERE id = ANY($1))`
-		b.Queue(`SELECT id, level FROM customers WHERE id IN `+ofBatch+` ORDER BY id FOR UPDATE`, ids)
+		ofBatch := `(SELECT customer_id FROM invitations WHERE id = ANY($1))
+			AND NOT EXISTS (SELECT 1 FROM invitations w WHERE w.campaign_id = $2 AND w.rsvp = 'waitlisted')`
+		b.Queue(`SELECT id, level FROM customers WHERE id IN `+ofBatch+` ORDER BY id FOR UPDATE`, ids, campaignID)
 		// Every credit key from this event ends in its source (rulesFor).
-		b.Queue(`SELECT customer_id, credit_key FROM level_ledger WHERE customer_id IN `+ofBatch+` AND right(credit_key, $2) = $3`,
-			ids, len(source)+1, "|"+source)
+		b.Queue(`SELECT customer_id, credit_key FROM level_ledger WHERE customer_id IN `+ofBatch+` AND right(credit_key, $3) = $4`,
+			ids, campaignID, len(source)+1, "|"+source)
 		var cur []customerLevel
 		var done []heldCredit
 		if err := sendBatch(ctx, conn, b, 1, func(br pgx.BatchResults) error {
@@ -365,9 +372,22 @@ func (s *Store) applyAnswersPipelined(ctx context.Context, campaignID int64, bat
 		if len(promoted) > 0 {
 			b.Queue(seatNoticesSQL, s.seatNoticeArgs(c.ID, promoted)...)
 		}
-		if rules, _ := rulesFor(&c, TriggerRSVPAnswered, source); len(rules) > 0 && len(credited) > 0 {
-			// Only those whose answer changed are credited.
+		if rules, keys := rulesFor(&c, TriggerRSVPAnswered, source); len(rules) > 0 && len(credited) > 0 {
 			slices.Sort(credited)
+			credited = slices.Compact(credited)
+			if len(cur) == 0 { // not locked above, someone waiting: after the writes
+				nExec := b.Len()
+				queueLockAndHeldCredits(b, credited, keys)
+				if err := sendBatch(ctx, conn, b, nExec, func(br pgx.BatchResults) error {
+					var err error
+					cur, done, err = readLevelsAndHeldCredits(br)
+					return err
+				}); err != nil {
+					return err
+				}
+				b = &pgx.Batch{}
+			}
+			// Only those whose answer changed are credited.
 			cur = slices.DeleteFunc(cur, func(l customerLevel) bool { _, ok := slices.BinarySearch(credited, l.ID); return !ok })
 			plan, err := planCredits(rules, cur, done, source, "rsvp", s.now())
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"sync"
 	"testing"
@@ -682,4 +683,49 @@ func TestBatchesOfTwoProcessesAtOnce(t *testing.T) {
 	var attended int64
 	require.NoError(t, stores[0].DB().Model(&campaigns.Invitation{}).Where("campaign_id = ? AND attended", c.ID).Count(&attended).Error)
 	require.EqualValues(t, n, attended)
+}
+
+// A decline that gives a waiting guest the seat, while the email webhook
+// holds that guest's invitation (an open) and goes on to the decliner's
+// customer (a bounce): the RSVP batch must not hold the customer first.
+func TestPromotionBesideTheWebhookDoesNotDeadlock(t *testing.T) {
+	if os.Getenv("TEST_DATABASE_URL") == "" {
+		t.Skip("PostgreSQL only: SQLite has one writer")
+	}
+	ctx := context.Background()
+	s := campaignstest.Open(t, campaignstest.Postgres)
+	_, cl := sentEvent(t, s, 3, 1, 0)
+	_, err := s.Answer(ctx, cl[0].Tokens[campaigns.TokenRSVP], campaigns.RSVPYes, 0)
+	require.NoError(t, err)
+	r, err := s.Answer(ctx, cl[1].Tokens[campaigns.TokenRSVP], campaigns.RSVPYes, 0)
+	require.NoError(t, err)
+	require.Equal(t, campaigns.RSVPWaitlisted, r.View.Invitation.RSVP)
+
+	webhook := s.DB().Begin()
+	require.NoError(t, webhook.Error)
+	defer webhook.Rollback()
+	require.NoError(t, webhook.Exec(`UPDATE invitations SET opened_at = now() WHERE id = ?`, cl[1].ID).Error)
+	answered := make(chan error, 1)
+	go func() {
+		_, err := s.Answer(ctx, cl[0].Tokens[campaigns.TokenRSVP], campaigns.RSVPNo, 0) // promotes cl[1]
+		answered <- err
+	}()
+	// Until the batch waits for the guest's invitation the webhook holds.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var n int64
+		require.NoError(t, s.DB().Raw(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND query LIKE '%SET rsvp = v.rsvp%'`).Scan(&n).Error)
+		if n > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.NoError(t, webhook.Exec(`UPDATE customers SET consent_state = 'bounced', updated_at = now() WHERE id = ?`,
+		cl[0].CustomerID).Error, "the webhook goes on")
+	require.NoError(t, webhook.Commit().Error)
+	require.NoError(t, <-answered, "and so does the answer")
+	inv, _, _, err := s.GuestByToken(ctx, cl[1].Tokens[campaigns.TokenRSVP])
+	require.NoError(t, err)
+	require.Equal(t, campaigns.RSVPYes, inv.RSVP, "the waiting guest has the seat")
 }
