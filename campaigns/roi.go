@@ -76,23 +76,42 @@ func (s *Store) windows(ctx context.Context, cs []Campaign) ([]roiWindow, error)
 	for i := range cs {
 		ids[i] = cs[i].ID
 	}
-	// First send and delivered count per gift campaign. Sent times are read
-	// row by row, ordered (SQLite types only plain columns, not min()).
+	// First send and delivered count per gift campaign.
 	first := map[int64]time.Time{}
 	delivered := map[int64]int64{}
 	for start := 0; start < len(ids); start += 1000 {
 		chunk := ids[start:min(start+1000, len(ids))]
+		if s.dialect == config.Postgres {
+			// Both in one pass over the invitations (two took 55-62 and
+			// 35-37 ms of a 1,000-campaign report, one after the other).
+			var rows []struct {
+				CampaignID int64
+				SentAt     *time.Time
+				Delivered  int64
+			}
+			if err := s.db.WithContext(ctx).Model(&Invitation{}).
+				Select("campaign_id, min(sent_at) AS sent_at, count(*) FILTER (WHERE status = 'delivered') AS delivered").
+				Where("campaign_id IN ?", chunk).Group("campaign_id").Scan(&rows).Error; err != nil {
+				return nil, err
+			}
+			for _, r := range rows {
+				if r.SentAt != nil {
+					first[r.CampaignID] = r.SentAt.UTC()
+				}
+				if r.Delivered > 0 {
+					delivered[r.CampaignID] = r.Delivered
+				}
+			}
+			continue
+		}
 		var rows []struct {
 			CampaignID int64
 			SentAt     time.Time
 		}
+		// SQLite types only plain columns, not min(): the first row of each
+		// campaign is kept below.
 		q := s.db.WithContext(ctx).Model(&Invitation{}).Where("campaign_id IN ? AND sent_at IS NOT NULL", chunk).
-			Order("campaign_id, sent_at")
-		if s.dialect == config.Postgres {
-			q = q.Select("DISTINCT ON (campaign_id) campaign_id, sent_at")
-		} else {
-			q = q.Select("campaign_id, sent_at") // the first row of each campaign is kept below
-		}
+			Order("campaign_id, sent_at").Select("campaign_id, sent_at")
 		if err := q.Scan(&rows).Error; err != nil {
 			return nil, err
 		}
