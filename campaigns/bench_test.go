@@ -10,12 +10,10 @@ import (
 	"github.com/rapport/rapport/campaigns/campaignstest"
 )
 
-// BenchmarkResolveLink: hashing a public link's secret and finding its
-// link set by id, as every link sent now is (links.go).
-func BenchmarkResolveLink(b *testing.B) {
-	s := campaignstest.Open(b, campaignstest.SQLite)
+// sentRSVPLink is the RSVP link of one guest claimed for sending.
+func sentRSVPLink(b *testing.B, s *campaigns.Store, prefix string) string {
 	ctx := context.Background()
-	addCustomers(b, s, 1, "bl")
+	addCustomers(b, s, 1, prefix)
 	c, err := s.CreateCampaign(ctx, eventInput("Bench"), "bench")
 	if err != nil {
 		b.Fatal(err)
@@ -30,7 +28,15 @@ func BenchmarkResolveLink(b *testing.B) {
 	if err != nil || len(cls) != 1 {
 		b.Fatal(err, len(cls))
 	}
-	link := cls[0].Tokens[campaigns.TokenRSVP]
+	return cls[0].Tokens[campaigns.TokenRSVP]
+}
+
+// BenchmarkResolveLink: hashing a public link's secret and finding its
+// link set by id, as every link sent now is (links.go).
+func BenchmarkResolveLink(b *testing.B) {
+	s := campaignstest.Open(b, campaignstest.SQLite)
+	ctx := context.Background()
+	link := sentRSVPLink(b, s, "bl")
 	for b.Loop() {
 		if _, err := s.ResolveToken(ctx, campaigns.TokenRSVP, link); err != nil {
 			b.Fatal(err)
@@ -101,22 +107,7 @@ func BenchmarkGuestByToken(b *testing.B) {
 	ds := campaignstest.Available(b)
 	s := campaignstest.Open(b, ds[len(ds)-1])
 	ctx := context.Background()
-	addCustomers(b, s, 1, "br")
-	c, err := s.CreateCampaign(ctx, eventInput("Bench"), "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true}); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := s.Start(ctx, c.ID); err != nil {
-		b.Fatal(err)
-	}
-	cls, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "bench", BatchID: "b", Limit: 1, Lease: time.Hour, CancelBy: time.Now().Add(time.Hour)})
-	if err != nil || len(cls) != 1 {
-		b.Fatal(err, len(cls))
-	}
-	link := cls[0].Tokens[campaigns.TokenRSVP]
+	link := sentRSVPLink(b, s, "br")
 	b.ReportAllocs()
 	defer reportCPU(b)()
 	for b.Loop() {

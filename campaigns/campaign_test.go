@@ -622,16 +622,7 @@ func TestFreezeWaitsForAWalkInBeingWritten(t *testing.T) {
 		}
 		started <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) { // until the freeze waits for the door
-		var n int64
-		require.NoError(t, s.DB().Raw(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-			AND wait_event_type = 'Lock' AND query LIKE '%FROM "campaigns"%'`).Scan(&n).Error)
-		if n > 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitForLock(t, s, `%FROM "campaigns"%`) // the freeze waits for the door
 	require.NoError(t, door.Commit().Error)
 	require.NoError(t, <-started)
 	invs, _, err := s.Invitations(ctx, c.ID, 1, 10)

@@ -710,17 +710,7 @@ func TestPromotionBesideTheWebhookDoesNotDeadlock(t *testing.T) {
 		_, err := s.Answer(ctx, cl[0].Tokens[campaigns.TokenRSVP], campaigns.RSVPNo, 0) // promotes cl[1]
 		answered <- err
 	}()
-	// Until the batch waits for the guest's invitation the webhook holds.
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		var n int64
-		require.NoError(t, s.DB().Raw(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-			AND wait_event_type = 'Lock' AND query LIKE '%SET rsvp = v.rsvp%'`).Scan(&n).Error)
-		if n > 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitForLock(t, s, "%SET rsvp = v.rsvp%") // the batch waits for the guest's invitation the webhook holds
 	require.NoError(t, webhook.Exec(`UPDATE customers SET consent_state = 'bounced', updated_at = now() WHERE id = ?`,
 		cl[0].CustomerID).Error, "the webhook goes on")
 	require.NoError(t, webhook.Commit().Error)
@@ -728,4 +718,20 @@ func TestPromotionBesideTheWebhookDoesNotDeadlock(t *testing.T) {
 	inv, _, _, err := s.GuestByToken(ctx, cl[1].Tokens[campaigns.TokenRSVP])
 	require.NoError(t, err)
 	require.Equal(t, campaigns.RSVPYes, inv.RSVP, "the waiting guest has the seat")
+}
+
+// waitForLock waits (10 s at most) until a statement of this database
+// whose text is LIKE query waits for a lock.
+func waitForLock(t *testing.T, s *campaigns.Store, query string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var n int64
+		require.NoError(t, s.DB().Raw(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND query LIKE ?`, query).Scan(&n).Error)
+		if n > 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -15,7 +15,7 @@ import (
 
 // Every API call starts by finding its token, and that read was a round
 // trip of its own: a third of a check-in's time at a busy door (side by
-// side, 6,700-8,500 -> 10,100-12,100 check-ins/s with tokens kept in
+// side, 5,659-6,645 -> 8,383-8,735 check-ins/s with tokens kept in
 // memory). On PostgreSQL a web process keeps the tokens it has found, for
 // as long as it is listening for changes to them: a trigger (migration
 // 00012) notifies every process when a token is revoked, changed or
