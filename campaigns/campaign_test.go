@@ -457,6 +457,77 @@ func TestEmailEventsApplyOnceInAnyOrder(t *testing.T) {
 	})
 }
 
+// Within one batch only the first delivery, open and click of an
+// invitation counts, as if applied one by one in order; an invitation that
+// the batch also bounces keeps its events' order: delivered first is
+// credited and then failed, bounced first is neither.
+func TestEmailEventsFirstOfEachKindCounts(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		addCustomers(t, s, 4, "fk")
+		c := startCampaign(t, s, eventInput("First counts"))
+		cl, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "A", BatchID: "f1", Limit: 10, Lease: time.Minute, CancelBy: time.Now().Add(time.Hour)})
+		require.NoError(t, err)
+		require.Len(t, cl, 4)
+		inv := make([]int64, len(cl))
+		for i, x := range cl {
+			inv[i] = x.ID
+		}
+		_, err = s.SettleSent(ctx, campaigns.QueueInvitations, "A", "f1", inv, "m", false)
+		require.NoError(t, err)
+		t0 := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+		at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+		evs := []campaigns.EmailEvent{
+			{SGEventID: "k1", InvitationID: &inv[0], Event: "delivered", OccurredAt: at(5)},
+			{SGEventID: "k2", InvitationID: &inv[0], Event: "open", OccurredAt: at(9)},
+			{SGEventID: "k3", InvitationID: &inv[0], Event: "delivered", OccurredAt: at(1)},
+			{SGEventID: "k4", InvitationID: &inv[0], Event: "open", OccurredAt: at(2)},
+			{SGEventID: "k5", InvitationID: &inv[0], Event: "click", OccurredAt: at(7)},
+			{SGEventID: "k6", InvitationID: &inv[0], Event: "click", OccurredAt: at(3)},
+			{SGEventID: "k7", InvitationID: &inv[1], Event: "delivered", OccurredAt: at(1)},
+			{SGEventID: "k8", InvitationID: &inv[1], Event: "bounce", Reason: "550", OccurredAt: at(2)},
+			{SGEventID: "k9", InvitationID: &inv[2], Event: "bounce", Reason: "550", OccurredAt: at(1)},
+			{SGEventID: "k10", InvitationID: &inv[2], Event: "delivered", OccurredAt: at(2)},
+			{SGEventID: "k11", Event: "delivered", Email: "someone@elsewhere.example.com", OccurredAt: at(1)},
+			{SGEventID: "k12", InvitationID: ptr(int64(1 << 40)), Event: "open", OccurredAt: at(1)},
+			{SGEventID: "k13", InvitationID: &inv[3], Event: "processed", OccurredAt: at(1)},
+		}
+		n, err := s.ApplyEmailEvents(ctx, evs)
+		require.NoError(t, err)
+		require.Equal(t, len(evs), n)
+
+		var got []campaigns.Invitation
+		require.NoError(t, s.DB().Where("id IN ?", inv).Order("id").Find(&got).Error)
+		require.Equal(t, campaigns.InvDelivered, got[0].Status)
+		require.True(t, at(5).Equal(*got[0].DeliveredAt), "the first delivery in the batch, not the earliest")
+		require.True(t, at(9).Equal(*got[0].OpenedAt))
+		require.True(t, at(7).Equal(*got[0].ClickedAt))
+		require.Equal(t, campaigns.InvFailed, got[1].Status)
+		require.Equal(t, campaigns.InvFailed, got[2].Status)
+		require.Nil(t, got[2].DeliveredAt)
+		require.Equal(t, campaigns.InvSent, got[3].Status)
+
+		credited := map[int64]int{}
+		for i, x := range cl {
+			entries, err := s.Ledger(ctx, x.CustomerID)
+			require.NoError(t, err)
+			for _, e := range entries {
+				if e.Rule == "delivered" {
+					credited[int64(i)]++
+				}
+			}
+		}
+		require.Equal(t, map[int64]int{0: 1, 1: 1}, credited, "delivered before its bounce is credited; after it, not")
+
+		var stored int64
+		require.NoError(t, s.DB().Model(&campaigns.EmailEvent{}).Where("sg_event_id LIKE 'k%'").Count(&stored).Error)
+		require.EqualValues(t, len(evs), stored)
+		var orphan campaigns.EmailEvent
+		require.NoError(t, s.DB().Take(&orphan, "sg_event_id = 'k12'").Error)
+		require.Nil(t, orphan.InvitationID, "an unknown invitation is recorded without it")
+	})
+}
+
 // A guest who unsubscribes (by their link) after their invitation was
 // claimed for a batch but before the batch goes to SendGrid gets nothing:
 // the sender's last check drops them and they are counted as suppressed.

@@ -2,10 +2,14 @@ package campaigns
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/rapport/rapport/config"
 )
 
 // EmailEvent is a delivery event reported by SendGrid's event webhook.
@@ -90,19 +94,116 @@ func (s *Store) ApplyEmailEvents(ctx context.Context, evs []EmailEvent) (applied
 		// A copy arriving at the same moment through another request is
 		// skipped here; applying an event twice changes nothing anyway,
 		// since states only move forward and credits are keyed.
-		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(fresh, 500).Error; err != nil {
+		if err := insertEmailEvents(tx, fresh); err != nil {
 			return err
 		}
+		applied = len(fresh)
 		var delivered []Invitation
-		for i := range fresh {
-			applied++
-			if err := s.applyEvent(tx, &fresh[i], &delivered); err != nil {
+		oneByOne := fresh
+		if s.dialect == config.Postgres {
+			var err error
+			if oneByOne, err = s.applyInBulk(tx, fresh, &delivered); err != nil {
+				return err
+			}
+		}
+		for i := range oneByOne {
+			if err := s.applyEvent(tx, &oneByOne[i], &delivered); err != nil {
 				return err
 			}
 		}
 		return s.creditInvitations(tx, delivered, TriggerDelivered)
 	})
 	return applied, err
+}
+
+// insertEmailEvents records a batch's new events: on PostgreSQL in one
+// statement of arrays; a copy that another request recorded meanwhile is
+// skipped.
+func insertEmailEvents(tx *gorm.DB, evs []EmailEvent) error {
+	if tx.Dialector.Name() != "postgres" {
+		return tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(evs, 500).Error
+	}
+	n := len(evs)
+	id, kind, email, reason := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	inv := make([]*int64, n)
+	at, got := make([]time.Time, n), make([]time.Time, n)
+	for i, e := range evs {
+		id[i], inv[i], kind[i], email[i], reason[i] = e.SGEventID, e.InvitationID, e.Event, e.Email, e.Reason
+		at[i], got[i] = e.OccurredAt.UTC(), e.ReceivedAt.UTC()
+	}
+	return tx.Exec(`INSERT INTO email_events (sg_event_id, invitation_id, event, email, reason, occurred_at, received_at)
+		SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[])
+		ON CONFLICT DO NOTHING`,
+		pgArray{id}, pgArray{inv}, pgArray{kind}, pgArray{email}, pgArray{reason}, pgArray{at}, pgArray{got}).Error
+}
+
+// applyInBulk applies a batch's deliveries, opens and clicks on
+// PostgreSQL with one statement per kind (one per event before: 1,000
+// mixed events took 135 ms, most of it in this process building 666
+// statements; BenchmarkApplyEmailEvents). Only the first of each kind per
+// invitation counts, as applied in order: the later ones find the state
+// already moved. An invitation that a bounce or drop in this batch fails
+// keeps all its events in order, since whether it is credited as
+// delivered depends on which came first. It returns the events to apply
+// one by one, in the order given.
+func (s *Store) applyInBulk(tx *gorm.DB, evs []EmailEvent, delivered *[]Invitation) ([]EmailEvent, error) {
+	failing := map[int64]bool{}
+	for _, e := range evs {
+		if e.InvitationID != nil && (e.Event == EvBounce || e.Event == EvDropped) {
+			failing[*e.InvitationID] = true
+		}
+	}
+	type firsts struct {
+		at   map[int64]time.Time
+		sets string // what the kind's statement sets, from u.at
+		when string // and on which rows
+	}
+	kinds := map[string]*firsts{
+		EvDelivered: {sets: "status = 'delivered', delivered_at = u.at", when: "i.status IN ('sending', 'sent')"},
+		EvOpen:      {sets: "opened_at = u.at", when: "i.opened_at IS NULL"},
+		EvClick:     {sets: "clicked_at = u.at", when: "i.clicked_at IS NULL"},
+	}
+	var rest []EmailEvent
+	for _, e := range evs {
+		k := kinds[e.Event]
+		if k == nil || (e.InvitationID != nil && failing[*e.InvitationID]) {
+			rest = append(rest, e)
+			continue
+		}
+		if e.InvitationID == nil {
+			continue // not one of ours: nothing to move
+		}
+		if k.at == nil {
+			k.at = map[int64]time.Time{}
+		}
+		if _, ok := k.at[*e.InvitationID]; !ok {
+			k.at[*e.InvitationID] = e.OccurredAt.UTC()
+		}
+	}
+	now := s.now()
+	for _, kind := range []string{EvDelivered, EvOpen, EvClick} {
+		k := kinds[kind]
+		if len(k.at) == 0 {
+			continue
+		}
+		// In id order, as every batch of these locks its rows.
+		ids := slices.Sorted(maps.Keys(k.at))
+		at := make([]time.Time, len(ids))
+		for i, id := range ids {
+			at[i] = k.at[id]
+		}
+		var moved []Invitation
+		if err := tx.Raw(`UPDATE invitations i SET `+k.sets+`, updated_at = ?
+			FROM unnest(?::bigint[], ?::timestamptz[]) AS u(id, at)
+			WHERE i.id = u.id AND `+k.when+`
+			RETURNING i.id, i.campaign_id, i.customer_id`, now, pgArray{ids}, pgArray{at}).Scan(&moved).Error; err != nil {
+			return nil, err
+		}
+		if kind == EvDelivered {
+			*delivered = append(*delivered, moved...)
+		}
+	}
+	return rest, nil
 }
 
 // applyEvent moves one invitation or customer on; the invitations newly
