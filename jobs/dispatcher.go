@@ -213,8 +213,15 @@ func (d *Dispatcher) drain(ctx context.Context, c *campaigns.Campaign, src sourc
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
+			// Each sender reserves its next batch id while it sends the
+			// current batch: one round trip to the mail service fewer per
+			// batch in the sender's path (with a service 100 ms away, a
+			// batch took two such waits).
+			next := d.reserveBatchID(ctx)
 			for !d.draining.Load() && ctx.Err() == nil {
-				more, err := d.sendBatch(ctx, c, src)
+				id := <-next
+				next = d.reserveBatchID(ctx)
+				more, err := d.sendBatch(ctx, c, src, id)
 				if err != nil {
 					errs[i] = err
 					return
@@ -229,8 +236,30 @@ func (d *Dispatcher) drain(ctx context.Context, c *campaigns.Campaign, src sourc
 	return errors.Join(errs...)
 }
 
-// sendBatch claims and sends one batch. It returns whether to go on.
-func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign, src source) (bool, error) {
+// reservedID is a batch id reserved at the mail service, or why not.
+type reservedID struct {
+	id  string
+	err error
+}
+
+// reserveBatchID asks the mail service for a batch id in the background.
+// An id reserved and never used ties nothing together and costs nothing.
+func (d *Dispatcher) reserveBatchID(ctx context.Context) <-chan reservedID {
+	ch := make(chan reservedID, 1)
+	go func() {
+		id, err := d.mailer.NewBatchID(ctx)
+		ch <- reservedID{id, err}
+	}()
+	return ch
+}
+
+// sendBatch claims and sends one batch under a reserved batch id. It
+// returns whether to go on.
+func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign, src source, reserved reservedID) (bool, error) {
+	if reserved.err != nil {
+		d.backoff(ctx, reserved.err)
+		return true, nil
+	}
 	if wait := time.Until(time.Unix(0, d.notBefore.Load())); wait > 0 {
 		select {
 		case <-time.After(wait):
@@ -238,11 +267,7 @@ func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign, src s
 			return false, nil
 		}
 	}
-	batchID, err := d.mailer.NewBatchID(ctx)
-	if err != nil {
-		d.backoff(ctx, err)
-		return true, nil
-	}
+	batchID := reserved.id
 	sendAt := time.Now().UTC().Add(d.mailer.Lead())
 	if c.SendAt != nil && c.SendAt.After(sendAt) {
 		sendAt = c.SendAt.UTC()

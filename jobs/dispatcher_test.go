@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/mail"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -123,6 +124,60 @@ func TestOutboxSendsEachAudienceMemberOnce(t *testing.T) {
 		// Another tick sends nothing more.
 		require.NoError(t, d.Tick(ctx))
 		require.Len(t, outboxPerRecipient(t, s, c.ID), 225)
+	})
+}
+
+// gated counts batch ids reserved and holds the first send until
+// released.
+type gated struct {
+	*jobs.Outbox
+	reserved, sends atomic.Int64
+	entered         chan struct{}
+	release         chan struct{}
+}
+
+func (g *gated) NewBatchID(ctx context.Context) (string, error) {
+	g.reserved.Add(1)
+	return g.Outbox.NewBatchID(ctx)
+}
+
+func (g *gated) Send(ctx context.Context, b *jobs.Batch) (string, error) {
+	if g.sends.Add(1) == 1 {
+		close(g.entered)
+		<-g.release
+	}
+	return g.Outbox.Send(ctx, b)
+}
+
+// A sender reserves its next batch id while its batch is out at the mail
+// service, not after: one round trip to the service fewer per batch.
+func TestNextBatchIDIsReservedWhileABatchIsOut(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		seedAudience(t, s, 20)
+		c := startedEvent(t, s, 0)
+		g := &gated{Outbox: jobs.NewOutbox(s), entered: make(chan struct{}), release: make(chan struct{})}
+		var once sync.Once
+		free := func() { once.Do(func() { close(g.release) }) }
+		t.Cleanup(free) // a failed check does not leave the send held
+		d := dispatcher(t, s, g, jobs.DispatchConfig{BatchSize: 5, Concurrency: 1})
+		done := make(chan error, 1)
+		go func() { done <- d.Tick(ctx) }()
+		<-g.entered
+		require.Eventually(t, func() bool { return g.reserved.Load() == 2 }, 10*time.Second, time.Millisecond,
+			"the second batch's id is reserved while the first is held")
+		free()
+		require.NoError(t, <-done)
+
+		per := outboxPerRecipient(t, s, c.ID)
+		require.Len(t, per, 20)
+		for email, n := range per {
+			require.Equal(t, 1, n, email)
+		}
+		require.EqualValues(t, 4, g.sends.Load())
+		// One id per batch, one for the claim that found nothing left, and
+		// the one reserved ahead of it.
+		require.EqualValues(t, 6, g.reserved.Load())
 	})
 }
 
