@@ -587,7 +587,7 @@ func TestUnsubscribingBetweenClaimAndSendSuppresses(t *testing.T) {
 		for i := range cl {
 			ids[i] = cl[i].QueueID
 		}
-		gone, err := s.SuppressWithdrawn(ctx, campaigns.QueueInvitations, "A", "b1", ids)
+		gone, err := s.SuppressWithdrawn(ctx, campaigns.QueueInvitations, "A", "b1", cl)
 		require.NoError(t, err)
 		require.Equal(t, []int64{cl[1].QueueID}, gone)
 		rest := append(append([]int64{}, ids[:1]...), ids[2:]...)

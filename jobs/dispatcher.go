@@ -313,7 +313,7 @@ func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign, src s
 	}
 	// Consent again, at the last moment: who unsubscribed since the claim
 	// gets nothing.
-	gone, err := d.store.SuppressWithdrawn(ctx, src.queue, d.worker, batchID, ids)
+	gone, err := d.store.SuppressWithdrawn(ctx, src.queue, d.worker, batchID, claims)
 	if err != nil {
 		return false, err
 	}

@@ -53,6 +53,9 @@ func TestFollowupsGoOutOnceEach(t *testing.T) {
 		require.NoError(t, d.Tick(ctx))
 		kinds := outboxKinds(t, s, c.ID)
 		require.Equal(t, 1, kinds["seat"])
+		var states []string
+		require.NoError(t, s.DB().Raw(`SELECT status FROM followups WHERE campaign_id = ?`, c.ID).Scan(&states).Error)
+		require.Equal(t, []string{"delivered"}, states, "a kept email is settled as delivered")
 
 		// Two days before: one reminder to the one coming; ticks repeat nothing.
 		require.NoError(t, s.DB().Exec("UPDATE campaigns SET starts_at = ?, ends_at = ? WHERE id = ?",
