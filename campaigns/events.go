@@ -186,7 +186,10 @@ func (s *Store) applyInBulk(tx *gorm.DB, evs []EmailEvent, delivered *[]Invitati
 		if len(k.at) == 0 {
 			continue
 		}
-		// In id order, as every batch of these locks its rows.
+		// In id order within the statement. Two requests whose events
+		// touch the same invitations in other kinds can still deadlock, as
+		// they could one event at a time: PostgreSQL aborts one, and
+		// SendGrid sends that batch again.
 		ids := slices.Sorted(maps.Keys(k.at))
 		at := make([]time.Time, len(ids))
 		for i, id := range ids {

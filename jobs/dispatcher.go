@@ -221,26 +221,38 @@ func (d *Dispatcher) drain(ctx context.Context, c *campaigns.Campaign, src sourc
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			// Each sender starts claiming at its own random place among
-			// the ids waiting and goes on from where its last batch ended,
-			// back to the first at the end. Started together at the first
-			// id, every claim stepped over the rows the other senders had
-			// just locked or taken, visiting each (two workers, 100,000
-			// emails: 16.4-16.9M buffer reads in PostgreSQL, 15.3-15.4M
-			// spread out; one worker 15.3M).
+			// With more waiting than one batch per sender, each sender
+			// starts claiming at its own random place among the ids waiting
+			// and goes on from where its last batch ended, back to the first
+			// at the end. Started together at the first id, every claim
+			// stepped over the rows the other senders had just locked or
+			// taken, visiting each (two workers, 100,000 emails: 16.4-16.9M
+			// buffer reads in PostgreSQL, 15.3-15.4M spread out; one worker
+			// 15.3M). A smaller send goes out in as few batches as before.
 			var from int64
-			if hi > lo {
-				from = lo + rand.Int64N(hi-lo+1)
+			if n := hi - lo + 1; hi > 0 && n > int64(d.cfg.BatchSize*d.cfg.Concurrency) {
+				from = lo + rand.Int64N(n)
 			}
-			// Each sender reserves its next batch id while it sends the
-			// current batch: one round trip to the mail service fewer per
-			// batch in the sender's path (with a service 100 ms away, a
-			// batch took two such waits).
-			next := d.reserveBatchID(ctx)
+			// Once a claim has found work, the sender reserves its next
+			// batch id while it sends the current batch: one round trip to
+			// the mail service fewer per batch in the sender's path (with a
+			// service 100 ms away, a batch took two such waits). After a
+			// failure or with nothing claimed, it reserves when it next needs
+			// one, after any backoff.
+			var next <-chan reservedID
+			prefetch := func() { next = d.reserveBatchID(ctx) }
 			for !d.draining.Load() && ctx.Err() == nil {
-				id := <-next
-				next = d.reserveBatchID(ctx)
-				more, err := d.sendBatch(ctx, c, src, id, &from)
+				if next == nil {
+					prefetch()
+				}
+				var id reservedID
+				select {
+				case id = <-next:
+				case <-ctx.Done():
+					return
+				}
+				next = nil
+				more, err := d.sendBatch(ctx, c, src, id, &from, prefetch)
 				if err != nil {
 					errs[i] = err
 					return
@@ -272,9 +284,9 @@ func (d *Dispatcher) reserveBatchID(ctx context.Context) <-chan reservedID {
 	return ch
 }
 
-// sendBatch claims and sends one batch under a reserved batch id. It
-// returns whether to go on.
-func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign, src source, reserved reservedID, from *int64) (bool, error) {
+// sendBatch claims and sends one batch under a reserved batch id, calling
+// claimed once it has rows to send. It returns whether to go on.
+func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign, src source, reserved reservedID, from *int64, claimed func()) (bool, error) {
 	if reserved.err != nil {
 		d.backoff(ctx, reserved.err)
 		return true, nil
@@ -304,8 +316,11 @@ func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign, src s
 	if err != nil || len(claims) == 0 {
 		return false, err
 	}
-	if *from = claims[len(claims)-1].QueueID + 1; len(claims) < d.cfg.BatchSize {
-		*from = 0 // the end came before a full batch: from the first next time
+	claimed()
+	if *from > 0 { // going on from a place of its own, not yet back at the first
+		if *from = claims[len(claims)-1].QueueID + 1; len(claims) < d.cfg.BatchSize {
+			*from = 0 // the end came before a full batch: from the first next time
+		}
 	}
 	ids := make([]int64, len(claims))
 	for i, cl := range claims {

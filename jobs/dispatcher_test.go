@@ -174,9 +174,11 @@ func TestNextBatchIDIsReservedWhileABatchIsOut(t *testing.T) {
 		for email, n := range per {
 			require.Equal(t, 1, n, email)
 		}
-		// One id per batch, one for the claim that found nothing left, and
-		// the one reserved ahead of it.
-		require.EqualValues(t, g.sends.Load()+2, g.reserved.Load())
+		// One id per claim: one per batch, one for the claim that found
+		// nothing left, and one more when the sender, started at a random
+		// place, found nothing after it before going back to the first.
+		// None is reserved after the last.
+		require.Contains(t, []int64{g.sends.Load() + 1, g.sends.Load() + 2}, g.reserved.Load())
 	})
 }
 
