@@ -569,7 +569,8 @@ func (s *Store) SuppressWithdrawn(ctx context.Context, q Queue, worker, batchID 
 	// The customers alone, by id. Joined through the queue, the check
 	// read the whole invitations table whenever its statistics were from
 	// before the freeze (as autovacuum leaves them early in a send):
-	// 17.8 ms a batch of 1,000 in a 100,000-email send, 4-5 ms this way.
+	// 17.8 ms a batch of 1,000 in a 100,000-email send, under 1.1 ms this
+	// way (PostgreSQL's statement log).
 	var withdrawn []int64
 	in, arg := idsIn(s.db, "id", customers)
 	if err := s.db.WithContext(ctx).Model(&Customer{}).Where(in+" AND consent_state <> 'subscribed'", arg).
