@@ -187,15 +187,12 @@ func TestPostgresRestartMidSend(t *testing.T) {
 
 	fake := sendgridfake.New()
 	defer fake.Close()
-	fake.SetLatency(250 * time.Millisecond) // about 8 s of sending, so the restart lands in it
+	// About 15 s of sending (30 batches per sender, each one call to the
+	// fake: the next batch id is reserved while a batch is out), so the
+	// restart lands in it.
+	fake.SetLatency(500 * time.Millisecond)
 	bin := buildRapport(t)
 	env := sendEnv(dbURL, fake.URL, "SEND_BATCH_SIZE=25", "SEND_CONCURRENCY=2", "SEND_LEASE=4s", "SEND_TIMEOUT=2s")
-	worker := exec.Command(bin, "worker")
-	worker.Env = env
-	var wlog syncBuffer
-	worker.Stdout, worker.Stderr = &wlog, &wlog
-	require.NoError(t, worker.Start())
-	defer func() { _ = worker.Process.Kill(); _, _ = worker.Process.Wait() }()
 	addr := freePort(t)
 	web := exec.Command(bin, "serve", "--no-worker", "--addr", addr)
 	web.Env = env
@@ -214,12 +211,20 @@ func TestPostgresRestartMidSend(t *testing.T) {
 		r.Body.Close()
 		return r.StatusCode == 200
 	}
+	var wlog syncBuffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("web:\n%s\nworker:\n%s", weblog.String(), wlog.String())
 		}
 	})
 	require.Eventually(t, apiOK, 20*time.Second, 100*time.Millisecond, "the web process answers")
+	// The worker starts once the web process is up, so a slow start of the
+	// web process does not eat into the send.
+	worker := exec.Command(bin, "worker")
+	worker.Env = env
+	worker.Stdout, worker.Stderr = &wlog, &wlog
+	require.NoError(t, worker.Start())
+	defer func() { _ = worker.Process.Kill(); _, _ = worker.Process.Wait() }()
 	require.Eventually(t, func() bool { return fake.DeliveredCount() >= 200 }, time.Minute, 50*time.Millisecond, "the send is under way")
 
 	ver, err := os.ReadDir("/etc/postgresql")
