@@ -15,16 +15,7 @@ import (
 func sentRSVPLink(b *testing.B, s *campaigns.Store, prefix string) string {
 	ctx := context.Background()
 	addCustomers(b, s, 1, prefix)
-	c, err := s.CreateCampaign(ctx, eventInput("Bench"), "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true}); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := s.Start(ctx, c.ID); err != nil {
-		b.Fatal(err)
-	}
+	c := startCampaign(b, s, eventInput("Bench"))
 	cls, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "bench", BatchID: "b", Limit: 1, Lease: time.Hour, CancelBy: time.Now().Add(time.Hour)})
 	if err != nil || len(cls) != 1 {
 		b.Fatal(err, len(cls))
@@ -146,16 +137,7 @@ func BenchmarkApplyEmailEvents(b *testing.B) {
 	}
 	in := eventInput("Webhook bench")
 	in.Event.Capacity = 2000
-	c, err := s.CreateCampaign(ctx, in, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true}); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := s.Start(ctx, c.ID); err != nil {
-		b.Fatal(err)
-	}
+	c := startCampaign(b, s, in)
 	cls, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "bench", BatchID: "b", Limit: 1000, Lease: time.Hour, CancelBy: time.Now().Add(time.Hour)})
 	if err != nil || len(cls) < 900 {
 		b.Fatal(err, len(cls))

@@ -39,7 +39,7 @@ func addCustomers(t testing.TB, s *campaigns.Store, n int, prefix string) []int6
 
 // startCampaign creates a campaign, schedules it now and starts it (the
 // audience frozen), as a worker's first tick would.
-func startCampaign(t *testing.T, s *campaigns.Store, in campaigns.CampaignInput) *campaigns.Campaign {
+func startCampaign(t testing.TB, s *campaigns.Store, in campaigns.CampaignInput) *campaigns.Campaign {
 	t.Helper()
 	ctx := context.Background()
 	c, err := s.CreateCampaign(ctx, in, "t")
