@@ -221,6 +221,10 @@ func TestAudienceFilter(t *testing.T) {
 			{"metros any case and spaces", campaigns.Filter{Metros: []string{" CHICAGO ", "evanston"}}, 4},
 			{"spend range", campaigns.Filter{MinSpendCents: i64(50000), MaxSpendCents: i64(90000)}, 3},
 			{"levels", campaigns.Filter{MinLevel: i(2), MaxLevel: i(6)}, 3},
+			{"levels from", campaigns.Filter{MinLevel: i(4)}, 3},
+			{"levels up to", campaigns.Filter{MaxLevel: i(2)}, 2},
+			{"one level", campaigns.Filter{MinLevel: i(7), MaxLevel: i(7)}, 1},
+			{"every level", campaigns.Filter{MinLevel: i(1), MaxLevel: i(7)}, 5},
 			{"all together", campaigns.Filter{Metros: []string{"Chicago", "Evanston"}, MinSpendCents: i64(30000), MinLevel: i(2), MaxLevel: i(6)}, 2},
 		}
 		for _, tc := range cases {
@@ -243,7 +247,8 @@ func TestAudienceFilter(t *testing.T) {
 }
 
 // On PostgreSQL the audience count is answered from an index, not a
-// sequential scan of customers.
+// sequential scan of customers, and the metros and levels bound the scan
+// (migration 00013): no customer of an excluded level is read.
 func TestAudienceUsesAnIndexOnPostgres(t *testing.T) {
 	if len(campaignstest.Available(t)) < 2 {
 		t.Skip("needs PostgreSQL")
@@ -259,7 +264,8 @@ func TestAudienceUsesAnIndexOnPostgres(t *testing.T) {
 	require.NoError(t, s.DB().Raw("EXPLAIN "+s.AudienceSQL(f)).Scan(&plan).Error)
 	text := strings.Join(plan, "\n")
 	t.Log(text)
-	require.Contains(t, text, "Index")
+	require.Contains(t, text, "Index Only Scan using customers_audience_metro_idx")
+	require.Regexp(t, `Index Cond: \(\(metro_key = ANY .*\) AND \(level = ANY .*\) AND \(annual_spend_cents >= `, text)
 	require.NotContains(t, text, "Seq Scan on customers")
 }
 
