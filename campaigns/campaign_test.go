@@ -734,3 +734,63 @@ func TestFreezeWaitsForAWalkInBeingWritten(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, invs, 3)
 }
+
+// Two webhook requests at once whose events cross (the first delivers
+// half the guests and opens the other half, the second the reverse) both
+// apply: each locks the invitations it touches in id order before it
+// moves any, so neither holds one the other took first. Before, each kind
+// locked its own rows in turn, and PostgreSQL aborted one of such a pair
+// as a deadlock (SendGrid then sends that batch again).
+func TestCrossingWebhookBatchesDoNotDeadlock(t *testing.T) {
+	if len(campaignstest.Available(t)) < 2 {
+		t.Skip("needs PostgreSQL: SQLite takes one writer at a time")
+	}
+	s := campaignstest.Open(t, campaignstest.Postgres)
+	ctx := context.Background()
+	_, err := s.Seed(ctx, campaigns.SeedOptions{Customers: 600, Metros: 1, Seed: 3, Actor: "t", Tag: "dl"})
+	require.NoError(t, err)
+	in := eventInput("Crossing webhooks")
+	in.Event.Capacity = 1000
+	c := startCampaign(t, s, in)
+	cls, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "A", BatchID: "d1", Limit: 1000, Lease: time.Hour, CancelBy: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	require.Greater(t, len(cls), 400)
+	ids := make([]int64, len(cls))
+	for i, cl := range cls {
+		ids[i] = cl.ID
+	}
+	_, err = s.SettleSent(ctx, campaigns.QueueInvitations, "A", "d1", ids, "m", false)
+	require.NoError(t, err)
+	half := len(ids) / 2
+	batch := func(round int, name string, delivered, opened []int64) []campaigns.EmailEvent {
+		var evs []campaigns.EmailEvent
+		for _, id := range delivered {
+			evs = append(evs, campaigns.EmailEvent{SGEventID: fmt.Sprintf("%d-%s-d-%d", round, name, id), InvitationID: ptr(id), Event: campaigns.EvDelivered, OccurredAt: time.Now()})
+		}
+		for _, id := range opened {
+			evs = append(evs, campaigns.EmailEvent{SGEventID: fmt.Sprintf("%d-%s-o-%d", round, name, id), InvitationID: ptr(id), Event: campaigns.EvOpen, OccurredAt: time.Now()})
+		}
+		return evs
+	}
+	for round := range 5 {
+		require.NoError(t, s.DB().Exec("UPDATE invitations SET status = 'sent', delivered_at = NULL, opened_at = NULL WHERE campaign_id = ?", c.ID).Error)
+		a := batch(round, "a", ids[:half], ids[half:])
+		b := batch(round, "b", ids[half:], ids[:half])
+		start := make(chan struct{})
+		errs := make(chan error, 2)
+		for _, evs := range [][]campaigns.EmailEvent{a, b} {
+			go func() {
+				<-start
+				_, err := s.ApplyEmailEvents(ctx, evs)
+				errs <- err
+			}()
+		}
+		close(start)
+		require.NoError(t, <-errs, "round %d", round)
+		require.NoError(t, <-errs, "round %d", round)
+		var moved int64
+		require.NoError(t, s.DB().Model(&campaigns.Invitation{}).
+			Where("campaign_id = ? AND status = 'delivered' AND opened_at IS NOT NULL", c.ID).Count(&moved).Error)
+		require.EqualValues(t, len(ids), moved, "round %d: every guest delivered and opened", round)
+	}
+}
