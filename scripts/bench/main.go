@@ -141,8 +141,8 @@ func p95(ds []time.Duration) float64 {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // httpTimings: the audience preview with 1-3 metros, a spend floor and a
-// level range; the customer list walked by cursor to page 1,000 (API and
-// page), timing pages 801-1,000.
+// level range; the customer list walked by cursor to page 1,000 (API, in
+// five sorts and filters; page), timing pages 801-1,000.
 func httpTimings(base, token, email, password string) {
 	r := rand.New(rand.NewPCG(3, 4))
 	var pre []time.Duration
@@ -155,29 +155,43 @@ func httpTimings(base, token, email, password string) {
 	}
 	fmt.Printf("preview_p95_ms=%.1f\n", p95(pre))
 
-	// Walked to page 1,000 (or the list's end, on a small seed); the last
-	// fifth of the pages walked are timed.
-	query := "metro=Chicago&metro=Evanston&min_spend_cents=100000&per_page=50&sort=name"
-	var listAPI []time.Duration
-	next := ""
-	last := 0
-	for page := 1; page <= 1000; page++ {
-		var out struct {
-			Items      []json.RawMessage `json:"items"`
-			NextCursor *string           `json:"next_cursor"`
-		}
-		u := base + "/api/v1/customers?" + query + "&page=" + strconv.Itoa(page)
-		if next != "" {
-			u += "&after=" + url.QueryEscape(next)
-		}
-		listAPI = append(listAPI, api("GET", u, token, nil, &out))
-		last = page
-		if out.NextCursor == nil {
-			break
-		}
-		next = *out.NextCursor
+	// Walked to page 1,000 (or the list's end, on a small seed) in each
+	// sort, filtered and not; the last fifth of the pages walked are
+	// timed, and the slowest walk is reported.
+	queries := []string{
+		"metro=Chicago&metro=Evanston&min_spend_cents=100000&sort=name",
+		"level=3-7&sort=-spend",
+		"sort=-updated",
+		"min_spend_cents=50000&sort=metro",
+		"metro=Milwaukee&sort=level",
 	}
-	fmt.Printf("list_api_p95_ms=%.1f\nlist_pages=%d\n", p95(listAPI[len(listAPI)*4/5:]), last)
+	worst, worstQuery, last := 0.0, "", 0
+	for _, query := range queries {
+		var listAPI []time.Duration
+		next := ""
+		for page := 1; page <= 1000; page++ {
+			var out struct {
+				Items      []json.RawMessage `json:"items"`
+				NextCursor *string           `json:"next_cursor"`
+			}
+			u := base + "/api/v1/customers?" + query + "&per_page=50&page=" + strconv.Itoa(page)
+			if next != "" {
+				u += "&after=" + url.QueryEscape(next)
+			}
+			listAPI = append(listAPI, api("GET", u, token, nil, &out))
+			if out.NextCursor == nil {
+				break
+			}
+			next = *out.NextCursor
+		}
+		if p := p95(listAPI[len(listAPI)*4/5:]); p >= worst {
+			worst, worstQuery = p, query
+		}
+		if query == queries[0] {
+			last = len(listAPI)
+		}
+	}
+	fmt.Printf("list_api_p95_ms=%.1f\nlist_api_worst='%s'\nlist_pages=%d\n", worst, worstQuery, last)
 
 	c := signIn(base, email, password)
 	var listPage []time.Duration
