@@ -121,3 +121,80 @@ func TestEverySortPagesThroughAnIndexOnPostgres(t *testing.T) {
 		require.NotContains(t, text, "Sort Key", "%s:\n%s", sort, text)
 	}
 }
+
+// A search that few customers match is listed, in every sort and by
+// cursor both ways, as the whole list sorted the same way and filtered:
+// on PostgreSQL such a search reads the table instead of walking the
+// sort's index (ListCustomers), which must not change what it shows.
+// One that matches nobody is an empty page.
+func TestRareSearchListsLikeTheFilteredList(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		_, err := s.Seed(ctx, campaigns.SeedOptions{Customers: 400, Metros: 3, Seed: 17})
+		require.NoError(t, err)
+		all, err := s.ListCustomers(ctx, campaigns.CustomerQuery{Sort: "name", PerPage: 500})
+		require.NoError(t, err)
+		require.Len(t, all.Items, 400)
+		// A company or name that a few customers share: a rare search.
+		matches := func(c campaigns.Customer, term string) bool {
+			return strings.Contains(strings.ToLower(c.Name)+"\n"+c.Email+"\n"+strings.ToLower(c.Company), term)
+		}
+		term := ""
+		for i := 0; i < len(all.Items) && term == ""; i++ {
+			word := strings.ToLower(all.Items[i].Company)
+			if i%2 == 0 {
+				word = strings.ToLower(all.Items[i].Name)
+			}
+			n := 0
+			for _, d := range all.Items {
+				if matches(d, word) {
+					n++
+				}
+			}
+			if n >= 3 && n <= 12 {
+				term = word
+			}
+		}
+		require.NotEmpty(t, term, "a company or name that 3-12 customers share")
+		for _, sort := range []string{"name", "-name", "spend", "-spend", "level", "-level", "metro", "-metro", "updated", "-updated"} {
+			whole, err := s.ListCustomers(ctx, campaigns.CustomerQuery{Sort: sort, PerPage: 500})
+			require.NoError(t, err)
+			var want []int64
+			for _, c := range whole.Items {
+				if matches(c, term) {
+					want = append(want, c.ID)
+				}
+			}
+			base := campaigns.CustomerQuery{Sort: sort, PerPage: 2, Q: strings.ToUpper(term)}
+			var got []int64
+			var pages []campaigns.CustomerPage
+			q := base
+			for {
+				page, err := s.ListCustomers(ctx, q)
+				require.NoError(t, err)
+				require.EqualValues(t, len(want), page.Total)
+				for _, c := range page.Items {
+					got = append(got, c.ID)
+				}
+				pages = append(pages, page)
+				if page.NextCursor == "" {
+					break
+				}
+				q = base
+				q.After, q.Page = page.NextCursor, page.Page+1
+			}
+			require.Equal(t, want, got, "%q sorted by %s", term, sort)
+			last := pages[len(pages)-1]
+			q = base
+			q.Before, q.Page = last.PrevCursor, last.Page-1
+			back, err := s.ListCustomers(ctx, q)
+			require.NoError(t, err)
+			require.Equal(t, pages[len(pages)-2].Items, back.Items, "back from the last page, sorted by %s", sort)
+		}
+		none, err := s.ListCustomers(ctx, campaigns.CustomerQuery{Q: "no such customer anywhere"})
+		require.NoError(t, err)
+		require.Zero(t, none.Total)
+		require.NotNil(t, none.Items)
+		require.Empty(t, none.Items)
+	})
+}
