@@ -267,6 +267,13 @@ func TestAudienceUsesAnIndexOnPostgres(t *testing.T) {
 	require.Contains(t, text, "Index Only Scan using customers_audience_metro_idx")
 	require.Regexp(t, `Index Cond: \(\(metro_key = ANY .*\) AND \(level = ANY .*\) AND \(annual_spend_cents >= `, text)
 	require.NotContains(t, text, "Seq Scan on customers")
+
+	// That index answers alone only while the visibility map is kept up:
+	// customers is vacuumed after 0.5% of it changes, not 20%.
+	var opts []string
+	require.NoError(t, s.DB().Raw("SELECT unnest(reloptions) FROM pg_class WHERE oid = 'customers'::regclass").Scan(&opts).Error)
+	require.Contains(t, opts, "autovacuum_vacuum_scale_factor=0.005")
+	require.Contains(t, opts, "autovacuum_vacuum_insert_scale_factor=0.005")
 }
 
 // The search finds customers as they are now: after a rename (by the API
