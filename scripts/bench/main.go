@@ -193,6 +193,17 @@ func httpTimings(base, token, email, password string) {
 	}
 	fmt.Printf("list_api_p95_ms=%.1f\nlist_api_worst='%s'\nlist_pages=%d\n", worst, worstQuery, last)
 
+	// Search, first page (count included): common, rare and unmatched
+	// terms, each asked three times; the slowest answer.
+	var search []time.Duration
+	for _, term := range []string{"son", "garcia", "olivia.garcia.1", "acme", "zz9", "example.com"} {
+		for range 3 {
+			search = append(search, api("GET", base+"/api/v1/customers?q="+url.QueryEscape(term), token, nil, nil))
+		}
+	}
+	slices.Sort(search)
+	fmt.Printf("search_max_ms=%.1f\n", ms(search[len(search)-1]))
+
 	c := signIn(base, email, password)
 	var listPage []time.Duration
 	u := base + "/customers?metro=Chicago&metro=Evanston&min_spend=1000&sort=name"
