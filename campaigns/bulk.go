@@ -305,7 +305,9 @@ func (f *freshLoad) prepare(ctx context.Context) (bool, error) {
 			}
 			for _, ix := range idx {
 				drops = append(drops, "DROP INDEX "+pgx.Identifier{ix.Name}.Sanitize())
-				f.rebuild = append(f.rebuild, ix.Def)
+				if ix.Name != searchIndex { // built after, by the worker (search.go)
+					f.rebuild = append(f.rebuild, ix.Def)
+				}
 			}
 		}
 		return nil
