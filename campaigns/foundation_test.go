@@ -309,3 +309,17 @@ func TestSearchFollowsChanges(t *testing.T) {
 		require.Empty(t, names("xanadu"))
 	})
 }
+
+// The metro list counts each metro once whatever its spelling, names it as
+// its first customer spelled it, and leaves out customers with none.
+func TestMetrosCountEachSpellingOnce(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		csv := "name,email,metro_area\nA,a@example.com, chicago \nB,b@example.com,Chicago\nC,c@example.com,Evanston\nD,d@example.com,\n"
+		_, err := s.ImportCustomers(ctx, strings.NewReader(csv), campaigns.ImportOptions{Actor: "t"})
+		require.NoError(t, err)
+		ms, err := s.Metros(ctx)
+		require.NoError(t, err)
+		require.Equal(t, []campaigns.MetroCount{{Name: "chicago", Key: "chicago", Customers: 2}, {Name: "Evanston", Key: "evanston", Customers: 1}}, ms)
+	})
+}
