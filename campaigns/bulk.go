@@ -305,9 +305,7 @@ func (f *freshLoad) prepare(ctx context.Context) (bool, error) {
 			}
 			for _, ix := range idx {
 				drops = append(drops, "DROP INDEX "+pgx.Identifier{ix.Name}.Sanitize())
-				if ix.Name != searchIndex { // built after, by the worker (search.go)
-					f.rebuild = append(f.rebuild, ix.Def)
-				}
+				f.rebuild = append(f.rebuild, ix.Def)
 			}
 		}
 		return nil

@@ -125,8 +125,7 @@ func TestEverySortPagesThroughAnIndexOnPostgres(t *testing.T) {
 // A search that few customers match is listed, in every sort and by
 // cursor both ways, as the whole list sorted the same way and filtered:
 // on PostgreSQL such a search reads the table instead of walking the
-// sort's index (ListCustomers); with the trigram index (search.go) it
-// goes through that. Neither may change what it shows.
+// sort's index (ListCustomers), which must not change what it shows.
 // One that matches nobody is an empty page.
 func TestRareSearchListsLikeTheFilteredList(t *testing.T) {
 	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
@@ -157,49 +156,40 @@ func TestRareSearchListsLikeTheFilteredList(t *testing.T) {
 			}
 		}
 		require.NotEmpty(t, term, "a company or name that 3-12 customers share")
-		check := func(when string) {
-			for _, sort := range []string{"name", "-name", "spend", "-spend", "level", "-level", "metro", "-metro", "updated", "-updated"} {
-				whole, err := s.ListCustomers(ctx, campaigns.CustomerQuery{Sort: sort, PerPage: 500})
-				require.NoError(t, err)
-				var want []int64
-				for _, c := range whole.Items {
-					if matches(c, term) {
-						want = append(want, c.ID)
-					}
+		for _, sort := range []string{"name", "-name", "spend", "-spend", "level", "-level", "metro", "-metro", "updated", "-updated"} {
+			whole, err := s.ListCustomers(ctx, campaigns.CustomerQuery{Sort: sort, PerPage: 500})
+			require.NoError(t, err)
+			var want []int64
+			for _, c := range whole.Items {
+				if matches(c, term) {
+					want = append(want, c.ID)
 				}
-				base := campaigns.CustomerQuery{Sort: sort, PerPage: 2, Q: strings.ToUpper(term)}
-				var got []int64
-				var pages []campaigns.CustomerPage
-				q := base
-				for {
-					page, err := s.ListCustomers(ctx, q)
-					require.NoError(t, err)
-					require.EqualValues(t, len(want), page.Total)
-					for _, c := range page.Items {
-						got = append(got, c.ID)
-					}
-					pages = append(pages, page)
-					if page.NextCursor == "" {
-						break
-					}
-					q = base
-					q.After, q.Page = page.NextCursor, page.Page+1
-				}
-				require.Equal(t, want, got, "%q sorted by %s (%s)", term, sort, when)
-				last := pages[len(pages)-1]
-				q = base
-				q.Before, q.Page = last.PrevCursor, last.Page-1
-				back, err := s.ListCustomers(ctx, q)
-				require.NoError(t, err)
-				require.Equal(t, pages[len(pages)-2].Items, back.Items, "back from the last page, sorted by %s (%s)", sort, when)
 			}
-		}
-		check("as migrated")
-		// On PostgreSQL, that went through the search index; again
-		// without it, reading the table.
-		if s.DB().Dialector.Name() == "postgres" {
-			require.NoError(t, s.DB().Exec("DROP INDEX customers_search_idx").Error)
-			check("reading the table")
+			base := campaigns.CustomerQuery{Sort: sort, PerPage: 2, Q: strings.ToUpper(term)}
+			var got []int64
+			var pages []campaigns.CustomerPage
+			q := base
+			for {
+				page, err := s.ListCustomers(ctx, q)
+				require.NoError(t, err)
+				require.EqualValues(t, len(want), page.Total)
+				for _, c := range page.Items {
+					got = append(got, c.ID)
+				}
+				pages = append(pages, page)
+				if page.NextCursor == "" {
+					break
+				}
+				q = base
+				q.After, q.Page = page.NextCursor, page.Page+1
+			}
+			require.Equal(t, want, got, "%q sorted by %s", term, sort)
+			last := pages[len(pages)-1]
+			q = base
+			q.Before, q.Page = last.PrevCursor, last.Page-1
+			back, err := s.ListCustomers(ctx, q)
+			require.NoError(t, err)
+			require.Equal(t, pages[len(pages)-2].Items, back.Items, "back from the last page, sorted by %s", sort)
 		}
 		none, err := s.ListCustomers(ctx, campaigns.CustomerQuery{Q: "no such customer anywhere"})
 		require.NoError(t, err)
@@ -207,51 +197,4 @@ func TestRareSearchListsLikeTheFilteredList(t *testing.T) {
 		require.NotNil(t, none.Items)
 		require.Empty(t, none.Items)
 	})
-}
-
-// A fresh bulk load drops the search index without building it again
-// (a GIN build would double the load); EnsureSearchIndex, which the worker
-// runs every minute, builds it once, and searches then go through it.
-func TestSearchIndexIsBuiltAgainAfterABulkLoad(t *testing.T) {
-	if len(campaignstest.Available(t)) < 2 {
-		t.Skip("needs PostgreSQL")
-	}
-	s := campaignstest.Open(t, campaignstest.Postgres)
-	ctx := context.Background()
-	plan := func() string {
-		var mu sync.Mutex
-		var countSQL string
-		name := "test:capture-" + t.Name()
-		require.NoError(t, s.DB().Callback().Query().After("gorm:query").Register(name, func(db *gorm.DB) {
-			if strings.Contains(db.Statement.SQL.String(), "count(*)") {
-				mu.Lock()
-				countSQL = db.Dialector.Explain(db.Statement.SQL.String(), db.Statement.Vars...)
-				mu.Unlock()
-			}
-		}))
-		defer func() { require.NoError(t, s.DB().Callback().Query().Remove(name)) }()
-		page, err := s.ListCustomers(ctx, campaigns.CustomerQuery{Q: "Garcia"})
-		require.NoError(t, err)
-		require.NotZero(t, page.Total)
-		var lines []string
-		require.NoError(t, s.DB().Raw("EXPLAIN "+countSQL).Scan(&lines).Error)
-		return strings.Join(lines, "\n")
-	}
-	built, err := s.EnsureSearchIndex(ctx)
-	require.NoError(t, err)
-	require.False(t, built, "the migration built it")
-
-	s.SetFreshLoadMin(1)
-	_, err = s.Seed(ctx, campaigns.SeedOptions{Customers: 5000, Metros: 3, Seed: 9})
-	require.NoError(t, err)
-	require.Equal(t, int64(1), s.FreshLoads(), "the seed went in as a fresh load")
-	require.NoError(t, s.DB().Exec("ANALYZE customers").Error)
-	require.NotContains(t, plan(), "customers_search_idx", "dropped by the fresh load")
-	built, err = s.EnsureSearchIndex(ctx)
-	require.NoError(t, err)
-	require.True(t, built)
-	require.Contains(t, plan(), "customers_search_idx")
-	built, err = s.EnsureSearchIndex(ctx)
-	require.NoError(t, err)
-	require.False(t, built, "built once")
 }

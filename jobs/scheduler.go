@@ -43,7 +43,6 @@ func NewScheduler(store *campaigns.Store, tick time.Duration, log *slog.Logger) 
 	s := &Scheduler{store: store, log: log, tick: tick, timeout: 10 * time.Minute}
 	s.jobs = []Job{
 		{Name: "purge-expired-sessions", Spec: "@every 10m", Run: s.purgeExpired},
-		{Name: "search-index", Spec: "@every 1m", Run: s.ensureSearchIndex},
 	}
 	return s
 }
@@ -127,17 +126,6 @@ func (s *Scheduler) purgeExpired(ctx context.Context) error {
 	n, err := s.store.PurgeExpiredKV(ctx)
 	if n > 0 {
 		s.log.Info("purged expired sessions and counters", "rows", n)
-	}
-	return err
-}
-
-// ensureSearchIndex builds the customer search index again after a bulk
-// load dropped it (campaigns/search.go).
-func (s *Scheduler) ensureSearchIndex(ctx context.Context) error {
-	t0 := time.Now()
-	built, err := s.store.EnsureSearchIndex(ctx)
-	if built {
-		s.log.Info("built the customer search index", "took", time.Since(t0).Round(time.Millisecond))
 	}
 	return err
 }
