@@ -91,6 +91,11 @@ func (s *Store) ApplyEmailEvents(ctx context.Context, evs []EmailEvent) (applied
 		if len(fresh) == 0 {
 			return nil
 		}
+		if s.dialect == config.Postgres {
+			if err := lockInvitations(tx, fresh); err != nil {
+				return err
+			}
+		}
 		// A copy arriving at the same moment through another request is
 		// skipped here; applying an event twice changes nothing anyway,
 		// since states only move forward and credits are keyed.
@@ -114,6 +119,29 @@ func (s *Store) ApplyEmailEvents(ctx context.Context, evs []EmailEvent) (applied
 		return s.creditInvitations(tx, delivered, TriggerDelivered)
 	})
 	return applied, err
+}
+
+// lockInvitations locks every invitation a batch's events name, in id
+// order, before anything else touches them, as RSVP and check-in batches
+// lock theirs. Otherwise two requests whose events crossed (a delivery in
+// one, an open in the other) each held a row the other wanted, and
+// PostgreSQL aborted one as a deadlock (TestCrossingWebhookBatchesDoNotDeadlock);
+// and recording the events, whose foreign keys take each invitation's key
+// share in the order the events came, could cross an RSVP batch's locks.
+// NO KEY UPDATE is what the updates take anyway.
+func lockInvitations(tx *gorm.DB, evs []EmailEvent) error {
+	ids := map[int64]bool{}
+	for _, e := range evs {
+		if e.InvitationID != nil {
+			ids[*e.InvitationID] = true
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	var locked int64
+	return tx.Raw(`SELECT count(*) FROM (SELECT id FROM invitations WHERE id = ANY(?) ORDER BY id FOR NO KEY UPDATE) l`,
+		pgArray{slices.Sorted(maps.Keys(ids))}).Scan(&locked).Error
 }
 
 // insertEmailEvents records a batch's new events: on PostgreSQL in one
@@ -148,26 +176,9 @@ func insertEmailEvents(tx *gorm.DB, evs []EmailEvent) error {
 // one by one, in the order given.
 func (s *Store) applyInBulk(tx *gorm.DB, evs []EmailEvent, delivered *[]Invitation) ([]EmailEvent, error) {
 	failing := map[int64]bool{}
-	touched := map[int64]bool{}
 	for _, e := range evs {
-		if e.InvitationID != nil {
-			touched[*e.InvitationID] = true
-			if e.Event == EvBounce || e.Event == EvDropped {
-				failing[*e.InvitationID] = true
-			}
-		}
-	}
-	// Every invitation the batch moves is locked first, in id order, as
-	// RSVP and check-in batches lock theirs. Locked kind by kind instead,
-	// two requests whose events crossed (a delivery in one, an open in the
-	// other) could each hold a row the other wanted, and PostgreSQL aborted
-	// one as a deadlock (TestCrossingWebhookBatchesDoNotDeadlock). NO KEY
-	// UPDATE is what the updates below take anyway.
-	if len(touched) > 0 {
-		var locked int64
-		if err := tx.Raw(`SELECT count(*) FROM (SELECT id FROM invitations WHERE id = ANY(?) ORDER BY id FOR NO KEY UPDATE) l`,
-			pgArray{slices.Sorted(maps.Keys(touched))}).Scan(&locked).Error; err != nil {
-			return nil, err
+		if e.InvitationID != nil && (e.Event == EvBounce || e.Event == EvDropped) {
+			failing[*e.InvitationID] = true
 		}
 	}
 	type firsts struct {

@@ -264,7 +264,10 @@ func TestAudienceUsesAnIndexOnPostgres(t *testing.T) {
 	require.NoError(t, s.DB().Raw("EXPLAIN "+s.AudienceSQL(f)).Scan(&plan).Error)
 	text := strings.Join(plan, "\n")
 	t.Log(text)
-	require.Contains(t, text, "Index Only Scan using customers_audience_metro_idx")
+	// An index-only scan where the visibility map is set; a bitmap scan of
+	// the same index where a transaction of a test running beside this one
+	// kept VACUUM from setting it. Either way the same index bounds.
+	require.Regexp(t, `(Index Only Scan using|Bitmap Index Scan on) customers_audience_metro_idx`, text)
 	require.Regexp(t, `Index Cond: \(\(metro_key = ANY .*\) AND \(level = ANY .*\) AND \(annual_spend_cents >= `, text)
 	require.NotContains(t, text, "Seq Scan on customers")
 

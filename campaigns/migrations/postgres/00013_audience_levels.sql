@@ -4,7 +4,7 @@
 -- counts. With spend second, a count read every customer of its metros
 -- above the spend floor, the excluded levels too (1M customers, the
 -- bench's previews: count p95 33.5 → 26.0 ms). The sample, biggest
--- spenders first, reads customers_audience_spend_idx either way.
+-- spenders first, reads the spend index either way.
 
 -- +goose Up
 DROP INDEX customers_audience_metro_idx;
