@@ -250,14 +250,7 @@ func TestAudienceFilter(t *testing.T) {
 // sequential scan of customers, and the metros and levels bound the scan
 // (migration 00013): no customer of an excluded level is read.
 func TestAudienceUsesAnIndexOnPostgres(t *testing.T) {
-	if len(campaignstest.Available(t)) < 2 {
-		t.Skip("needs PostgreSQL")
-	}
-	s := campaignstest.Open(t, campaignstest.Postgres)
-	ctx := context.Background()
-	_, err := s.Seed(ctx, campaigns.SeedOptions{Customers: 20000, Metros: 8, Seed: 3})
-	require.NoError(t, err)
-	require.NoError(t, s.DB().Exec("VACUUM ANALYZE customers").Error)
+	s := seededPostgres(t, 3)
 	min, lo, hi := int64(500000), 2, 6 // $5,000: about one customer in ten, a typical invitation list
 	f := campaigns.Filter{Metros: []string{"Chicago", "Evanston", "Milwaukee"}, MinSpendCents: &min, MinLevel: &lo, MaxLevel: &hi}
 	var plan []string
