@@ -3,6 +3,7 @@ package campaigns
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -533,7 +534,30 @@ func (s *Store) ListCustomers(ctx context.Context, q CustomerQuery) (CustomerPag
 	if err := v.Err(); err != nil {
 		return CustomerPage{}, err
 	}
-	base := s.db.WithContext(ctx).Model(&Customer{})
+	term := strings.ToLower(strings.TrimSpace(q.Q))
+	if s.dialect != config.Postgres || term == "" {
+		return s.listCustomers(s.db.WithContext(ctx), q, sort, term)
+	}
+	// A search is planned for its own term. Prepared once for every term,
+	// PostgreSQL would settle on one plan, good for some terms and not for
+	// others: a term nearly every customer matches ("example.com") should
+	// read the table, a rare one the trigram index.
+	var page CustomerPage
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec("SET LOCAL plan_cache_mode = force_custom_plan").Error; err != nil {
+			return err
+		}
+		var err error
+		page, err = s.listCustomers(tx, q, sort, term)
+		return err
+	}, &sql.TxOptions{ReadOnly: true})
+	return page, err
+}
+
+// listCustomers lists a valid query's page on db; term is q.Q, trimmed and
+// lower-cased.
+func (s *Store) listCustomers(db *gorm.DB, q CustomerQuery, sort, term string) (CustomerPage, error) {
+	base := db.Model(&Customer{})
 	if keys := metroKeys(q.Metros); len(keys) > 0 {
 		base = base.Where("metro_key IN ?", keys)
 	}
@@ -552,18 +576,40 @@ func (s *Store) ListCustomers(ctx context.Context, q CustomerQuery) (CustomerPag
 	if q.Consent != "" {
 		base = base.Where("consent_state = ?", q.Consent)
 	}
-	if t := strings.ToLower(strings.TrimSpace(q.Q)); t != "" {
-		if s.dialect == config.SQLite && utf8.RuneCountInString(t) >= 3 {
+	filtered := len(metroKeys(q.Metros)) > 0 || q.MinSpendCents != nil || q.MaxSpendCents != nil || len(q.Levels) > 0 ||
+		q.OwnerID != nil || q.Consent != "" // by anything but the search
+	counted := base
+	if t := term; t != "" {
+		switch {
+		case s.dialect == config.SQLite && utf8.RuneCountInString(t) >= 3:
 			// The trigram index (migration 00008) finds the same substrings
 			// in any of the three columns, case-insensitively.
 			base = base.Where("id IN (SELECT rowid FROM customers_search WHERE customers_search MATCH ?)", `"`+strings.ReplaceAll(t, `"`, `""`)+`"`)
-		} else {
-			like := "%" + escapeLike(t) + "%"
-			base = base.Where("(lower(name) LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\' OR lower(company) LIKE ? ESCAPE '\\')", like, like, like)
+			counted = base
+		case s.dialect == config.Postgres:
+			ready, err := s.searchReady(db)
+			if err != nil {
+				return CustomerPage{}, err
+			}
+			where, args, table := searchWhere(t, ready)
+			base = base.Where(where, args...)
+			counted = base
+			if table && !filtered {
+				// customer_search has one row per customer (its foreign
+				// key, and the triggers), so a search alone is counted
+				// there, without the join to customers (1M customers, a
+				// term all match: 0.76 → 0.25 s).
+				like := "%" + escapeLike(t) + "%"
+				counted = db.Table("customer_search").Where(`doc LIKE ? ESCAPE '\'`, like)
+			}
+		default:
+			where, args, _ := searchWhere(t, false)
+			base = base.Where(where, args...)
+			counted = base
 		}
 	}
 	page := CustomerPage{Page: q.Page, PerPage: q.PerPage}
-	total, err := s.countCustomers(base, q.After != "" || q.Before != "")
+	total, err := s.countCustomers(counted, q.After != "" || q.Before != "")
 	if err != nil {
 		return page, err
 	}
@@ -584,7 +630,7 @@ func (s *Store) ListCustomers(ctx context.Context, q CustomerQuery) (CustomerPag
 		// once costs about a fifth of them each; with the count known,
 		// a search this rare reads the table and sorts what matched.
 		// OFFSET 0 keeps the planner from merging the two again.
-		list = s.db.WithContext(ctx).Table("(?) AS customers",
+		list = db.Table("(?) AS customers",
 			gorm.Expr("? OFFSET 0", base.Session(&gorm.Session{}).Select("customers.*"))).Preload("Owner")
 	}
 	backwards := false
@@ -620,7 +666,7 @@ func (s *Store) ListCustomers(ctx context.Context, q CustomerQuery) (CustomerPag
 	if more {
 		page.Items = page.Items[:q.PerPage]
 	}
-	if err := fillContacts(s.db.WithContext(ctx), page.Items); err != nil {
+	if err := fillContacts(db, page.Items); err != nil {
 		return page, err
 	}
 	if backwards {

@@ -43,6 +43,7 @@ func NewScheduler(store *campaigns.Store, tick time.Duration, log *slog.Logger) 
 	s := &Scheduler{store: store, log: log, tick: tick, timeout: 10 * time.Minute}
 	s.jobs = []Job{
 		{Name: "purge-expired-sessions", Spec: "@every 10m", Run: s.purgeExpired},
+		{Name: "fill-customer-search", Spec: "@every 1m", Run: s.fillCustomerSearch},
 	}
 	return s
 }
@@ -126,6 +127,17 @@ func (s *Scheduler) purgeExpired(ctx context.Context) error {
 	n, err := s.store.PurgeExpiredKV(ctx)
 	if n > 0 {
 		s.log.Info("purged expired sessions and counters", "rows", n)
+	}
+	return err
+}
+
+// fillCustomerSearch fills the customer search table after a bulk load
+// left it incomplete (campaigns/search.go).
+func (s *Scheduler) fillCustomerSearch(ctx context.Context) error {
+	t0 := time.Now()
+	filled, err := s.store.FillCustomerSearch(ctx)
+	if filled {
+		s.log.Info("filled the customer search table and built its index", "took", time.Since(t0).Round(time.Millisecond))
 	}
 	return err
 }

@@ -78,6 +78,15 @@ func URL(t testing.TB, dialect string) string {
 		schema := "t_" + hex.EncodeToString(b)
 		admin, err := sql.Open("pgx", base)
 		require.NoError(t, err)
+		// pg_trgm (migration 00016) is installed once, in public, as a DBA
+		// would: installed by a migration it would land in this test's
+		// schema, and go with it, from under the indexes of the tests
+		// running beside it.
+		if _, err := admin.Exec("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"); err != nil {
+			var n int
+			require.NoError(t, admin.QueryRow("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'").Scan(&n), err.Error())
+			require.Equal(t, 1, n, "pg_trgm: %v", err) // created meanwhile by a test beside this one
+		}
 		_, err = admin.Exec("CREATE SCHEMA " + schema)
 		require.NoError(t, err)
 		t.Cleanup(func() {
