@@ -268,6 +268,17 @@ func cmdImportCustomers(ctx context.Context, args []string, e env) error {
 	fmt.Fprintf(e.stdout, "%d rows in %s (%.0f rows/s): inserted %d, updated %d, unchanged %d, rejected %d\n",
 		res.RowsRead, el.Round(time.Millisecond), float64(res.RowsRead)/el.Seconds(),
 		res.Inserted, res.Updated, res.Unchanged, res.Rejected)
+	return noteSearchFill(ctx, store, e)
+}
+
+// noteSearchFill tells, after a bulk load, that customer search stays
+// slow until the scheduler has filled its table (campaigns/search.go).
+func noteSearchFill(ctx context.Context, store *campaigns.Store, e env) error {
+	filled, err := store.CustomerSearchFilled(ctx)
+	if err != nil || filled {
+		return err
+	}
+	fmt.Fprintln(e.stderr, "customer search reads every customer until `rapport serve` or `rapport worker` has filled its table (about half a minute a million customers)")
 	return nil
 }
 
@@ -294,7 +305,7 @@ func cmdSeed(ctx context.Context, args []string, e env) error {
 	}
 	el := time.Since(start)
 	fmt.Fprintf(e.stdout, "seeded %d customers in %s (%.0f/s)\n", done, el.Round(time.Millisecond), float64(done)/el.Seconds())
-	return nil
+	return noteSearchFill(ctx, store, e)
 }
 
 // oneLine keeps an error message to a single line for stderr.

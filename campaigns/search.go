@@ -46,6 +46,16 @@ func (s *Store) searchReady(db *gorm.DB) (bool, error) {
 	return ready, err
 }
 
+// CustomerSearchFilled reports whether customer search is ready to use
+// its index: false on PostgreSQL from a bulk load until the scheduler has
+// filled customer_search.
+func (s *Store) CustomerSearchFilled(ctx context.Context) (bool, error) {
+	if s.dialect != config.Postgres {
+		return true, nil
+	}
+	return s.searchReady(s.db.WithContext(ctx))
+}
+
 // searchWhere is the condition for a search for term (lower-cased and
 // trimmed) and its arguments, and whether it reads customer_search: it
 // does when the table is complete and the term holds no newline, which

@@ -140,7 +140,7 @@ func TestFreshLoadLeavesCustomerSearchToTheFill(t *testing.T) {
 	var enabled string
 	require.NoError(t, s.DB().Raw(`SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'customers'::regclass
 		AND tgname = 'customer_search_insert'`).Scan(&enabled).Error)
-	require.Equal(t, "O", enabled, "the load turned the trigger back on")
+	require.Equal(t, "O", enabled, "the load put the trigger back")
 
 	// Until the fill, searches read customers, and the triggers go on.
 	meta := campaigns.UpsertMeta{Actor: "t", Source: "api", Rule: campaigns.RuleAPI}
