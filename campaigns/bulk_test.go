@@ -14,8 +14,9 @@ import (
 	"github.com/rapport/rapport/campaigns/campaignstest"
 )
 
-// schemaOf lists customers' and the ledger's indexes and constraints, as
-// PostgreSQL would write them to create them again.
+// schemaOf lists customers' and the ledger's indexes and constraints, and
+// customers' own triggers, as PostgreSQL would write them to create them
+// again.
 func schemaOf(t *testing.T, s *campaigns.Store) []string {
 	t.Helper()
 	var defs []string
@@ -24,6 +25,9 @@ func schemaOf(t *testing.T, s *campaigns.Store) []string {
 		UNION ALL
 		SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
 		WHERE conrelid IN ('customers'::regclass, 'level_ledger'::regclass)
+		UNION ALL
+		SELECT pg_get_triggerdef(oid) || ' ' || tgenabled::text FROM pg_trigger
+		WHERE tgrelid = 'customers'::regclass AND NOT tgisinternal
 		ORDER BY 1`).Scan(&defs).Error)
 	require.NotEmpty(t, defs)
 	return defs
