@@ -275,8 +275,13 @@ func cmdImportCustomers(ctx context.Context, args []string, e env) error {
 // slow until the scheduler has filled its table (campaigns/search.go).
 func noteSearchFill(ctx context.Context, store *campaigns.Store, e env) error {
 	filled, err := store.CustomerSearchFilled(ctx)
-	if err != nil || filled {
-		return err
+	if err != nil {
+		// The load itself succeeded; only this note could not be made.
+		fmt.Fprintln(e.stderr, "could not tell whether customer search is ready:", err)
+		return nil
+	}
+	if filled {
+		return nil
 	}
 	fmt.Fprintln(e.stderr, "customer search reads every customer until `rapport serve` or `rapport worker` has filled its table (about half a minute a million customers)")
 	return nil

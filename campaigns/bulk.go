@@ -256,7 +256,7 @@ func (f *freshLoad) prepare(ctx context.Context) (bool, error) {
 	}
 	// Not while customer_search is being filled (search.go): the fill
 	// would mark it complete after this load had marked it not.
-	if err := f.exec(ctx, fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(searchLockKey))); err != nil {
+	if err := f.exec(ctx, "SELECT pg_advisory_xact_lock("+searchLock+")"); err != nil {
 		return false, err
 	}
 	for _, t := range freshTables {

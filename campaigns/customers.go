@@ -550,7 +550,7 @@ func (s *Store) ListCustomers(ctx context.Context, q CustomerQuery) (CustomerPag
 		var err error
 		page, err = s.listCustomers(tx, q, sort, term)
 		return err
-	}, &sql.TxOptions{ReadOnly: true})
+	}, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}) // one snapshot: a fresh load committing meanwhile cannot empty the count
 	return page, err
 }
 

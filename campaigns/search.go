@@ -2,6 +2,8 @@ package campaigns
 
 import (
 	"context"
+	"database/sql/driver"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -27,14 +29,15 @@ const searchDoc = `lower(name) || E'\n' || email || E'\n' || lower(company)`
 // drops it while it fills the table and builds it after.
 const searchIndex = "customer_search_trgm_idx"
 
-// searchLockKey is the advisory lock held by whoever fills
-// customer_search, and by a bulk load while it empties it.
-const searchLockKey = 0x72617070_73726368 // "rappsrch"
+// searchLock is the advisory lock held by whoever fills customer_search,
+// and by a bulk load that leaves it incomplete: "rapp" and the table's
+// oid, so that schemas sharing a database (tests do) do not share it.
+const searchLock = `(x'72617070'::bigint << 32) | 'customer_search'::regclass::oid::bigint`
 
 // searchFillBatch is how many customers one statement of a fill copies;
 // each batch commits, so a trigger waiting on one of its rows waits for a
 // batch, not for the whole fill.
-const searchFillBatch = 50_000
+const searchFillBatch = 5_000
 
 // searchReady reports whether customer_search holds every customer.
 func (s *Store) searchReady(db *gorm.DB) (bool, error) {
@@ -68,84 +71,115 @@ func searchWhere(term string, ready bool) (string, []any, bool) {
 	return `(lower(name) LIKE ? ESCAPE '\' OR email LIKE ? ESCAPE '\' OR lower(company) LIKE ? ESCAPE '\')`, []any{like, like, like}, false
 }
 
+// searchStatus is what FillCustomerSearch has to do: fill the table,
+// build its index (pg_trgm installed, the index missing or left invalid
+// by an interrupted build), both or neither.
+type searchStatus struct {
+	Complete bool
+	Trgm     *string // pg_trgm's schema, if installed
+	Valid    *bool   // the index's indisvalid, if it exists
+}
+
+func (st searchStatus) needsIndex() bool { return st.Trgm != nil && (st.Valid == nil || !*st.Valid) }
+
+const searchStatusSQL = `SELECT (SELECT complete FROM customer_search_state),
+	(SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'),
+	(SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('` + searchIndex + `'))`
+
 // FillCustomerSearch fills customer_search after a bulk load (or the
-// migration that made it) left it incomplete, then builds its trigram
-// index without blocking writes and marks it complete. It reports whether
-// it filled it. It does nothing on SQLite, when the table is complete, or
-// while another process holds the lock; cut short, it starts again on the
-// next call. The scheduler calls it at start and every minute.
+// migration that made it) left it incomplete, builds its trigram index
+// without blocking writes, and marks it complete; it also builds the index
+// alone where pg_trgm was installed after the table was filled. It reports
+// whether it did anything. It does nothing on SQLite, when there is
+// nothing to do, or while another process holds the lock; cut short, it
+// starts again on the next call. The scheduler calls it at start and every
+// minute.
 func (s *Store) FillCustomerSearch(ctx context.Context) (bool, error) {
 	if s.dialect != config.Postgres {
 		return false, nil
 	}
-	if ready, err := s.searchReady(s.db.WithContext(ctx)); err != nil || ready {
+	var st searchStatus
+	if err := s.db.WithContext(ctx).Raw(searchStatusSQL).Row().Scan(&st.Complete, &st.Trgm, &st.Valid); err != nil {
 		return false, err
 	}
-	filled := false
-	err := s.withPgConn(ctx, func(c *pgx.Conn) error {
+	if st.Complete && !st.needsIndex() {
+		return false, nil
+	}
+	did := false
+	err := s.withPgConn(ctx, func(c *pgx.Conn) (err error) {
 		var locked bool
-		if err := c.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", int64(searchLockKey)).Scan(&locked); err != nil || !locked {
+		if err := c.QueryRow(ctx, "SELECT pg_try_advisory_lock("+searchLock+")").Scan(&locked); err != nil || !locked {
 			return err
 		}
 		defer func() {
-			_, _ = c.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(searchLockKey))
+			// A connection still holding the lock must not go back to the
+			// pool: no fill or fresh load would run again.
+			if _, uerr := c.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock("+searchLock+")"); uerr != nil {
+				err = errors.Join(err, uerr, driver.ErrBadConn)
+			}
 		}()
 		// Under the lock, again: another process may have just finished.
-		var ready bool
-		if err := c.QueryRow(ctx, "SELECT complete FROM customer_search_state").Scan(&ready); err != nil || ready {
+		if err := c.QueryRow(ctx, searchStatusSQL).Scan(&st.Complete, &st.Trgm, &st.Valid); err != nil {
 			return err
 		}
-		// The fill gives way to the application: while DROP INDEX waits
-		// for its lock, every search and trigger queues behind it; and a
-		// transaction whose trigger waits on one of a batch's rows while
-		// the batch waits on another of its rows would deadlock, and
-		// PostgreSQL might abort the application's side. Timed out, the
-		// fill starts again on the next call.
-		if _, err := c.Exec(ctx, "SET lock_timeout = '100ms'"); err != nil {
-			return err
+		if st.Complete && !st.needsIndex() {
+			return nil
 		}
-		defer func() { _, _ = c.Exec(context.WithoutCancel(ctx), "RESET lock_timeout") }()
-		// Keeping a GIN index up to date row by row is several times the
-		// cost of building it once (1M customers: the fill takes about 7 s
-		// without it, the build 15 s).
-		if _, err := c.Exec(ctx, "DROP INDEX IF EXISTS "+searchIndex); err != nil {
-			return err
+		// Each step below that waits for a lock gives way to the
+		// application after 100 ms (SET LOCAL, so nothing outlives its
+		// transaction): while DROP INDEX waits, every search and trigger
+		// queues behind it; and a transaction whose trigger waits on one
+		// of a batch's rows while the batch waits on another of its rows
+		// would deadlock, and PostgreSQL might abort the application's
+		// side. Timed out, the fill starts again on the next call.
+		step := func(dest []any, sql string, args ...any) error {
+			return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '100ms'"); err != nil {
+					return err
+				}
+				if dest == nil {
+					_, err := tx.Exec(ctx, sql, args...)
+					return err
+				}
+				return tx.QueryRow(ctx, sql, args...).Scan(dest...)
+			})
 		}
-		// Customers the triggers wrote meanwhile keep their row (a name
-		// changed after this batch's snapshot is newer than the batch's).
-		// FOR KEY SHARE skips customers deleted since, whose rows the
-		// foreign key would refuse, and holds back their deletion until
-		// the batch commits.
-		var last int64
-		for {
-			var next *int64
-			err := c.QueryRow(ctx, `WITH batch AS (
-					SELECT id, `+searchDoc+` AS doc FROM customers WHERE id > $1 ORDER BY id LIMIT $2 FOR KEY SHARE
-				), ins AS (
-					INSERT INTO customer_search (customer_id, doc) SELECT id, doc FROM batch ON CONFLICT (customer_id) DO NOTHING
-				)
-				SELECT max(id) FROM batch`, last, searchFillBatch).Scan(&next)
-			if err != nil {
-				return fmt.Errorf("fill customer search: %w", err)
+		if !st.Complete || st.Valid != nil {
+			// Keeping a GIN index up to date row by row is several times
+			// the cost of building it once (1M customers: the fill takes
+			// about 7 s without it, the build 15 s); an invalid one is
+			// what an interrupted build leaves.
+			if err := step(nil, "DROP INDEX IF EXISTS "+searchIndex); err != nil {
+				return err
 			}
-			if next == nil {
-				break
+		}
+		if !st.Complete {
+			// Customers the triggers wrote meanwhile keep their row (a name
+			// changed after this batch's snapshot is newer than the
+			// batch's). FOR KEY SHARE skips customers deleted since, whose
+			// rows the foreign key would refuse, and holds back their
+			// deletion, and other row locks on them, until the batch
+			// commits: a few milliseconds.
+			var last int64
+			for {
+				var next *int64
+				if err := step([]any{&next}, `WITH batch AS (
+						SELECT id, `+searchDoc+` AS doc FROM customers WHERE id > $1 ORDER BY id LIMIT $2 FOR KEY SHARE
+					), ins AS (
+						INSERT INTO customer_search (customer_id, doc) SELECT id, doc FROM batch ON CONFLICT (customer_id) DO NOTHING
+					)
+					SELECT max(id) FROM batch`, last, searchFillBatch); err != nil {
+					return fmt.Errorf("fill customer search: %w", err)
+				}
+				if next == nil {
+					break
+				}
+				last = *next
 			}
-			last = *next
 		}
-		if _, err := c.Exec(ctx, "RESET lock_timeout"); err != nil {
-			return err
-		}
-		var trgm *string
-		if err := c.QueryRow(ctx, `SELECT (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-			WHERE e.extname = 'pg_trgm')`).Scan(&trgm); err != nil {
-			return err
-		}
-		if trgm != nil {
-			// An interrupted concurrent build leaves an invalid index
-			// behind; the DROP above took it.
+		if st.Trgm != nil {
 			if _, err := c.Exec(ctx, fmt.Sprintf("CREATE INDEX CONCURRENTLY %s ON customer_search USING gin (doc %s.gin_trgm_ops)",
-				searchIndex, pgx.Identifier{*trgm}.Sanitize())); err != nil {
+				searchIndex, pgx.Identifier{*st.Trgm}.Sanitize())); err != nil {
 				return fmt.Errorf("build the customer search index: %w", err)
 			}
 		}
@@ -157,8 +191,8 @@ func (s *Store) FillCustomerSearch(ctx context.Context) (bool, error) {
 		if _, err := c.Exec(ctx, "UPDATE customer_search_state SET complete = true"); err != nil {
 			return err
 		}
-		filled = true
+		did = true
 		return nil
 	})
-	return filled, err
+	return did, err
 }
