@@ -17,7 +17,7 @@ import (
 // reads customer_search (migration 00016): one narrow row per customer
 // with the three fields as a search compares them, under a pg_trgm index.
 // Reading customers whole took 0.6-1.3 s at a million customers. Triggers
-// keep the table in step; a bulk load into an empty table turns them off
+// keep the table in step; a bulk load into an empty table drops the insert one
 // and marks it incomplete, and FillCustomerSearch, run by the scheduler,
 // fills it again. Until then searches read customers, as before. SQLite
 // has its own trigram index (migration 00008).

@@ -7,7 +7,7 @@
 -- check-in's p99 went from 47 to 151-165 ms); this table changes only
 -- when a name, email or company does.
 --
--- Triggers keep it in step. A bulk load into an empty table turns them off
+-- Triggers keep it in step. A bulk load into an empty table drops the insert one
 -- and marks the table incomplete; until the worker has filled it again,
 -- searches read customers as before. pg_trgm ships with PostgreSQL; where
 -- this role may not install it, searches read this narrow table instead of
