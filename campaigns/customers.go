@@ -99,6 +99,8 @@ type CustomerInput struct {
 	OwnerEmail       string  `json:"owner_email"`
 	OwnerID          *int64  `json:"owner_id"`
 	Phone            *string `json:"phone"`
+
+	normalized bool // normalize found nothing wrong, and has nothing left to do
 }
 
 const (
@@ -108,6 +110,9 @@ const (
 
 // normalize trims the input and checks each field.
 func (in *CustomerInput) normalize() Invalid {
+	if in.normalized {
+		return nil
+	}
 	v := Invalid{}
 	in.ExternalID = strings.TrimSpace(in.ExternalID)
 	in.Name = tidy(in.Name)
@@ -153,6 +158,7 @@ func (in *CustomerInput) normalize() Invalid {
 		v.Add("level", "must be 1-7 or a level name")
 	}
 	in.OwnerEmail = strings.ToLower(strings.TrimSpace(in.OwnerEmail))
+	in.normalized = len(v) == 0
 	return v
 }
 

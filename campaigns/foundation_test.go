@@ -135,6 +135,37 @@ func TestImportOwnersAndConflicts(t *testing.T) {
 	})
 }
 
+func TestImportRefusesAFilesSecondRowForACustomer(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		csv := "external_id,name,email\n" +
+			"A-1,Ann,ann@example.com\n" + // row 2
+			"A-1,Ann Again,other@example.com\n" + // row 3: row 2's external id
+			"B-1,Bo,  BO@Example.com \n" + // row 4
+			"B-2,Bo Again,bo@example.com\n" + // row 5: row 4's email, as normalized
+			",Cy,cy@example.com\n" + // row 6: no external id
+			",Cy Again,cy@example.com\n" + // row 7: row 6's email
+			"C-1,Di,di@example.com\n" // row 8
+		res, err := s.ImportCustomers(ctx, strings.NewReader(csv), campaigns.ImportOptions{Actor: "t"})
+		require.NoError(t, err)
+		require.EqualValues(t, 4, res.Inserted)
+		require.EqualValues(t, 3, res.Rejected)
+		byRow := map[int]string{}
+		for _, p := range res.Problems {
+			byRow[p.Row] += p.Reason
+		}
+		require.Contains(t, byRow[3], "row 2")
+		require.Contains(t, byRow[5], "row 4")
+		require.Contains(t, byRow[7], "row 6")
+		require.Len(t, byRow, 3)
+		page, err := s.ListCustomers(ctx, campaigns.CustomerQuery{Q: "bo@"})
+		require.NoError(t, err)
+		require.Len(t, page.Items, 1)
+		require.Equal(t, "bo@example.com", page.Items[0].Email, "stored as normalized")
+		require.Equal(t, "Bo", page.Items[0].Name)
+	})
+}
+
 func TestImportLargeFile(t *testing.T) {
 	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
 		var b strings.Builder
