@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-
-	"github.com/rapport/rapport/config"
 )
 
 // LevelRow is one level of the audit.
@@ -39,6 +37,9 @@ type Audit struct {
 	Forgotten      []Customer // levels 6-7 not contacted in 60 days
 	ForgottenTotal int64
 }
+
+// forgottenShown is how many forgotten customers the audit lists.
+const forgottenShown = 50
 
 // RelationshipAudit gathers the audit.
 func (s *Store) RelationshipAudit(ctx context.Context) (*Audit, error) {
@@ -126,19 +127,36 @@ func (s *Store) RelationshipAudit(ctx context.Context) (*Audit, error) {
 		Count(&a.OpenFollowUps).Error; err != nil {
 		return nil, err
 	}
-	forgotten := db.Model(&Customer{}).Where("level >= ? AND consent_state = ? AND "+notContactedSince,
-		LevelGoodCustomer, Subscribed, now.Add(-60*24*time.Hour))
-	if err := forgotten.Session(&gorm.Session{}).Count(&a.ForgottenTotal).Error; err != nil {
+	// Forgotten: loyal customers (Good customer and up) who may be written
+	// to and whom nobody contacted in 60 days. Counted from the level
+	// index alone (it carries consent) on PostgreSQL.
+	since := now.Add(-60 * 24 * time.Hour)
+	loyal := func() *gorm.DB {
+		return db.Model(&Customer{}).Where("customers.level >= ? AND customers.consent_state = ?", LevelGoodCustomer, Subscribed)
+	}
+	if err := loyal().Where(notContactedSince, since).Count(&a.ForgottenTotal).Error; err != nil {
 		return nil, err
 	}
-	order := "lc.last_contacted_at NULLS FIRST, customers.annual_spend_cents DESC"
-	if s.dialect != config.Postgres {
-		order = "lc.last_contacted_at IS NOT NULL, lc.last_contacted_at, customers.annual_spend_cents DESC"
-	}
-	if err := forgotten.Session(&gorm.Session{}).Select("customers.*").
-		Joins("LEFT JOIN customer_contacts lc ON lc.customer_id = customers.id").
-		Preload("Owner").Order(order).Limit(50).Find(&a.Forgotten).Error; err != nil {
+	// The list: those never contacted first, biggest spenders first, then
+	// those whose last contact is oldest. In two steps, each of which can
+	// stop at the page's end: the never-contacted down the spend index, the
+	// others up the contacts' index. As one query sorted by last contact
+	// it read and sorted every loyal customer's row first (0.6-1.0 s at a
+	// million customers).
+	if err := loyal().Where("NOT EXISTS (SELECT 1 FROM customer_contacts cc WHERE cc.customer_id = customers.id)").
+		Preload("Owner").Order("customers.annual_spend_cents DESC, customers.id DESC").Limit(forgottenShown).
+		Find(&a.Forgotten).Error; err != nil {
 		return nil, err
+	}
+	if left := forgottenShown - len(a.Forgotten); left > 0 {
+		var stale []Customer
+		if err := loyal().Select("customers.*").Joins("JOIN customer_contacts lc ON lc.customer_id = customers.id").
+			Where("lc.last_contacted_at < ?", since).Preload("Owner").
+			Order("lc.last_contacted_at, customers.annual_spend_cents DESC, customers.id DESC").Limit(left).
+			Find(&stale).Error; err != nil {
+			return nil, err
+		}
+		a.Forgotten = append(a.Forgotten, stale...)
 	}
 	return a, fillContacts(db, a.Forgotten)
 }
