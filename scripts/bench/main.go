@@ -442,7 +442,7 @@ func pages(base, email, password string) {
 			}
 		}
 	}
-	fmt.Printf("pages_worst_ms=%.1f\npages_worst=%s\n", ms(worst), worstPage)
+	fmt.Printf("pages_worst_ms=%.1f\npages_worst='%s'\n", ms(worst), worstPage)
 }
 
 // runPSQL runs one query through psql and returns its unaligned rows.
