@@ -165,8 +165,8 @@ const csrfSessionKey = "csrf_token"
 // admit lets at most n requests past at once and queues the rest first
 // come, first served. Without it a busy moment queued them in database/sql,
 // which gives a freed connection to a random waiter (under 64 concurrent
-// check-ins: 4,800 req/s, p99 49 ms; with it 8,600, p99 18 ms; README,
-// Performance). A request whose deadline passes in the queue gets a 503.
+// check-ins: 4,800 req/s, p99 49 ms; with it 8,600, p99 18 ms;
+// docs/performance.md). A request whose deadline passes in the queue gets a 503.
 // A request that goes on to wait for a batch (an RSVP answer waiting for
 // its event's settle queue, campaigns.WithWaitHook) gives its place up
 // then: held, it kept those batches small.

@@ -21,7 +21,7 @@ import (
 // one INSERT … SELECT FROM unnest(arrays): one array parameter per column whatever
 // the batch size, planned once, with no per-row reflection. With two
 // batches in flight (ImportCustomers, Seed) a 200k-row import went from
-// 9,900 to 34,000 rows/s (README, Performance).
+// 9,900 to 34,000 rows/s (docs/performance.md).
 // SQLite keeps GORM's multi-row INSERT, which is already one statement.
 
 // pgArray passes a Go slice to PostgreSQL as one array parameter; GORM

@@ -45,7 +45,7 @@ func (s *Store) ApplyEmailEvents(ctx context.Context, evs []EmailEvent) (applied
 	err = s.tx(ctx, func(tx *gorm.DB) error {
 		now := s.now()
 		// What the batch refers to, asked once for the whole batch rather
-		// than per event (1,000-event batches: see README, Performance).
+		// than per event (1,000-event batches: see docs/performance.md).
 		var invIDs []int64
 		var eventIDs []string
 		for i := range evs {
