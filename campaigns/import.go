@@ -580,12 +580,13 @@ type seenKeys struct {
 	row  map[uint64]int // hash of "e:"+email or "x:"+external id → first row
 }
 
-// maxSeenHint caps the room made up front: a million rows' keys.
-const maxSeenHint = 2_000_000
+// maxSeenHint caps the room made up front (about 18 MB): the row count is
+// guessed from the file's size, and wide rows would make it too many.
+const maxSeenHint = 1 << 19
 
 // newSeenKeys makes room for about rows rows' keys at once: grown a step at
-// a time, a million-row import spent 0.6 s of its CPU moving the map
-// (CPU profile), and the load waits on this parsing while it copies.
+// a time from nothing, the map is moved many times while the load, which
+// waits on this parsing, copies.
 func newSeenKeys(rows int64) *seenKeys {
 	return &seenKeys{seed: maphash.MakeSeed(), row: make(map[uint64]int, min(max(2*rows, 0), maxSeenHint))}
 }
