@@ -47,30 +47,22 @@ func (s *Store) RelationshipAudit(ctx context.Context) (*Audit, error) {
 	now := s.now()
 	q := time.Date(now.Year(), time.Month((int(now.Month())-1)/3*3+1), 1, 0, 0, 0, 0, time.UTC)
 	a := &Audit{QuarterStart: q}
+	// Each level's customers, and how many of them were contacted in the
+	// last 90 days, in one pass over customers (two, one of them a join of
+	// the recent contacts to customers, took 0.6-0.7 s at a million).
 	var counts []struct {
-		Level Level
-		N     int64
-		Stale int64
+		Level  Level
+		N      int64
+		Recent int64
+		Stale  int64
 	}
-	if err := db.Model(&Customer{}).Select("level, count(*) AS n").Group("level").Scan(&counts).Error; err != nil {
-		return nil, err
-	}
-	// Not contacted in 90 days: all of a level but those contacted since.
-	var recent []struct {
-		Level Level
-		N     int64
-	}
-	if err := db.Table("customer_contacts cc").Select("c.level, count(*) AS n").Joins("JOIN customers c ON c.id = cc.customer_id").
-		Where("cc.last_contacted_at >= ?", now.Add(-90*24*time.Hour)).Group("c.level").Scan(&recent).Error; err != nil {
+	if err := db.Table("customers c").Select("c.level, count(*) AS n, count(cc.customer_id) AS recent").
+		Joins("LEFT JOIN customer_contacts cc ON cc.customer_id = c.id AND cc.last_contacted_at >= ?", now.Add(-90*24*time.Hour)).
+		Group("c.level").Scan(&counts).Error; err != nil {
 		return nil, err
 	}
 	for i := range counts {
-		counts[i].Stale = counts[i].N
-		for _, r := range recent {
-			if r.Level == counts[i].Level {
-				counts[i].Stale -= r.N
-			}
-		}
+		counts[i].Stale = counts[i].N - counts[i].Recent
 	}
 	var moved []struct {
 		ToLevel Level
