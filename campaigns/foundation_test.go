@@ -27,6 +27,15 @@ const crmExport = "\ufeffEMAIL,Name,Annual_Spend,Level,Metro_Area,Company,Notes,
 	"JOSE@example.com,José Again,5,1,Chicago,,,CRM-7\r\n" + // row 9: the same email as row 2
 	"xss@example.com,<script>alert(1)</script>,300,2,Chicago,,,CRM-8\r\n" // row 10
 
+// problemsByRow gathers an import's problems by row, as "field: reason; ".
+func problemsByRow(res *campaigns.ImportResult) map[int]string {
+	byRow := map[int]string{}
+	for _, p := range res.Problems {
+		byRow[p.Row] += p.Field + ": " + p.Reason + "; "
+	}
+	return byRow
+}
+
 func TestImportCRMExport(t *testing.T) {
 	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
 		ctx := context.Background()
@@ -34,10 +43,7 @@ func TestImportCRMExport(t *testing.T) {
 		require.NoError(t, err)
 		require.EqualValues(t, 3, res.Inserted)
 		require.EqualValues(t, 6, res.Rejected)
-		byRow := map[int]string{}
-		for _, p := range res.Problems {
-			byRow[p.Row] += p.Field + ": " + p.Reason + "; "
-		}
+		byRow := problemsByRow(res)
 		require.Contains(t, byRow[4], "email")
 		require.Contains(t, byRow[5], "annual_spend")
 		require.Contains(t, byRow[6], "level")
@@ -150,10 +156,7 @@ func TestImportRefusesAFilesSecondRowForACustomer(t *testing.T) {
 		require.NoError(t, err)
 		require.EqualValues(t, 4, res.Inserted)
 		require.EqualValues(t, 3, res.Rejected)
-		byRow := map[int]string{}
-		for _, p := range res.Problems {
-			byRow[p.Row] += p.Reason
-		}
+		byRow := problemsByRow(res)
 		require.Contains(t, byRow[3], "row 2")
 		require.Contains(t, byRow[5], "row 4")
 		require.Contains(t, byRow[7], "row 6")
