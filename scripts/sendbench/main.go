@@ -34,7 +34,7 @@ func main() {
 	latency := flag.Duration("latency", 0, "fake SendGrid latency per request")
 	batch := flag.Int("batch", 1000, "recipients per request")
 	conc := flag.Int("concurrency", 2, "requests in flight")
-	prof := flag.String("cpuprofile", "", "write a CPU profile of the send (not the seeding) here")
+	prof := flag.String("cpuprofile", "", "write a CPU profile of this process during the send (not the seeding) here: the dispatcher and the fake SendGrid, or with -bin the fake alone")
 	flag.StringVar(&workerBin, "bin", "", "send with real `rapport worker` processes of this binary instead of in this process")
 	flag.IntVar(&workers, "workers", 1, "worker processes (with -bin)")
 	flag.Parse()
@@ -111,23 +111,17 @@ func run(dbURL string, n int, latency time.Duration, batch, conc int) error {
 	if err != nil {
 		return err
 	}
+	stop, err := startProfile()
+	if err != nil {
+		return err
+	}
+	defer stop()
 	if workerBin != "" {
 		return sendWithWorkers(ctx, store, c, fake, dbURL, n, batch, conc)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	d := jobs.NewDispatcher(store, mailer, comp, jobs.DispatchConfig{BatchSize: batch, Concurrency: conc}, log)
 
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
 	t1 := time.Now()
 	for {
 		if err := d.Tick(ctx); err != nil {
@@ -157,6 +151,22 @@ func run(dbURL string, n int, latency time.Duration, batch, conc int) error {
 	// Peak memory of this process (worker, fake SendGrid and seeding).
 	fmt.Printf("peak RSS %d MB\n", vmHWM("/proc/self/status")/1024)
 	return nil
+}
+
+// startProfile starts the CPU profile -cpuprofile asks for; stop ends it.
+func startProfile() (stop func(), err error) {
+	if cpuProfile == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(cpuProfile)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // sendWithWorkers lets real worker processes send the campaign and reports
