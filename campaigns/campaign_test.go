@@ -231,13 +231,6 @@ func TestClaimSettleAndRecover(t *testing.T) {
 			require.False(t, seen[cl.ID], "no row claimed twice")
 			seen[cl.ID] = true
 		}
-		idsOf := func(cs []campaigns.Claim) []int64 {
-			var out []int64
-			for _, c := range cs {
-				out = append(out, c.ID)
-			}
-			return out
-		}
 		n, err := s.SettleSent(ctx, campaigns.QueueInvitations, "A", "b1", idsOf(a), "msg-1", false)
 		require.NoError(t, err)
 		require.EqualValues(t, 10, n)
@@ -401,6 +394,49 @@ func TestGiftPoolRunningDryFailsOnlyThoseWithoutACode(t *testing.T) {
 		require.NoError(t, err)
 		require.EqualValues(t, 2, f.Sent)
 		require.EqualValues(t, 2, f.Failed)
+	})
+}
+
+// idsOf is the queue ids of claims.
+func idsOf(cs []campaigns.Claim) []int64 {
+	var out []int64
+	for _, c := range cs {
+		out = append(out, c.ID)
+	}
+	return out
+}
+
+// A batch's lease is read from its first row, or from any other still
+// leased when that one was settled otherwise meanwhile (refused for good
+// here); a batch whose lease has run out settles nothing.
+func TestSettleFindsTheLeaseWhenTheFirstRowIsGone(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		addCustomers(t, s, 4, "sl")
+		c := startCampaign(t, s, eventInput("Settle lease"))
+		claim := func(batch string, limit int, lease time.Duration) []int64 {
+			cl, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "A", BatchID: batch, Limit: limit, Lease: lease, CancelBy: time.Now().Add(time.Hour)})
+			require.NoError(t, err)
+			require.Len(t, cl, limit)
+			return idsOf(cl)
+		}
+		ids := claim("s1", 3, time.Minute)
+		require.NoError(t, s.SettleFailed(ctx, campaigns.QueueInvitations, "A", "s1", map[int64]string{ids[0]: "refused"}))
+		n, err := s.SettleSent(ctx, campaigns.QueueInvitations, "A", "s1", ids, "m1", false)
+		require.NoError(t, err)
+		require.EqualValues(t, 2, n, "the rest of the batch settles")
+
+		late := claim("s2", 1, -time.Second) // its lease already over
+		n, err = s.SettleSent(ctx, campaigns.QueueInvitations, "A", "s2", late, "m2", false)
+		require.NoError(t, err)
+		require.Zero(t, n, "a lost lease is left to recovery")
+
+		c, err = s.Campaign(ctx, c.ID)
+		require.NoError(t, err)
+		f, err := s.Funnel(ctx, c)
+		require.NoError(t, err)
+		require.EqualValues(t, 2, f.Sent)
+		require.EqualValues(t, 1, f.Failed)
 	})
 }
 

@@ -440,13 +440,23 @@ func (s *Store) SettleSent(ctx context.Context, q Queue, worker, batchID string,
 		// invitations_lease_idx along with every row sent in the last two
 		// minutes (its entries go only at vacuum): the send's costliest
 		// statement, 175 ms a batch in a database that had sent 400,000.
-		// Any row still leased will do (one of the ids may have been
-		// settled otherwise meanwhile). Without status = 'sending' in the
-		// condition, the lease index is no candidate: the primary key is.
+		// The first row is read by its primary key, and any other row
+		// still leased only if that one was settled otherwise meanwhile:
+		// asked for any of the batch's ids, PostgreSQL read the whole
+		// table while its statistics predated the freeze (25 ms a batch
+		// for the first tenth of a send, with autovacuum yet to analyse).
 		var lease []time.Time
-		if err := tx.Table(string(q)).Where(in+" AND lease_owner = ? AND batch_id = ?", arg, worker, batchID).
-			Limit(1).Pluck("lease_until", &lease).Error; err != nil {
+		leased := func(where string, arg any) error {
+			return tx.Table(string(q)).Where(where+" AND lease_owner = ? AND batch_id = ?", arg, worker, batchID).
+				Limit(1).Pluck("lease_until", &lease).Error
+		}
+		if err := leased("id = ?", ids[0]); err != nil {
 			return err
+		}
+		if len(lease) == 0 && len(ids) > 1 {
+			if err := leased(in, arg); err != nil {
+				return err
+			}
 		}
 		if len(lease) == 0 || !lease[0].After(now) {
 			return nil // the lease is lost: recovery recalls the batch
