@@ -401,7 +401,7 @@ func TestGiftPoolRunningDryFailsOnlyThoseWithoutACode(t *testing.T) {
 func idsOf(cs []campaigns.Claim) []int64 {
 	var out []int64
 	for _, c := range cs {
-		out = append(out, c.ID)
+		out = append(out, c.QueueID)
 	}
 	return out
 }

@@ -443,11 +443,13 @@ func (s *Store) SettleSent(ctx context.Context, q Queue, worker, batchID string,
 		// The first row is read by its primary key, and any other row
 		// still leased only if that one was settled otherwise meanwhile:
 		// asked for any of the batch's ids, PostgreSQL read the whole
-		// table while its statistics predated the freeze (25 ms a batch
-		// for the first tenth of a send, with autovacuum yet to analyse).
+		// table while its statistics predated the freeze (about 25 ms a
+		// batch early in a send, with autovacuum yet to analyse). No
+		// status in the condition: a row a webhook event already moved
+		// on still carries the batch's lease.
 		var lease []time.Time
-		leased := func(where string, arg any) error {
-			return tx.Table(string(q)).Where(where+" AND lease_owner = ? AND batch_id = ?", arg, worker, batchID).
+		leased := func(where string, val any) error {
+			return tx.Table(string(q)).Where(where+" AND lease_owner = ? AND batch_id = ?", val, worker, batchID).
 				Limit(1).Pluck("lease_until", &lease).Error
 		}
 		if err := leased("id = ?", ids[0]); err != nil {

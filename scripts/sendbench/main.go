@@ -34,7 +34,7 @@ func main() {
 	latency := flag.Duration("latency", 0, "fake SendGrid latency per request")
 	batch := flag.Int("batch", 1000, "recipients per request")
 	conc := flag.Int("concurrency", 2, "requests in flight")
-	prof := flag.String("cpuprofile", "", "write a CPU profile of this process during the send (not the seeding) here: the dispatcher and the fake SendGrid, or with -bin the fake alone")
+	prof := flag.String("cpuprofile", "", "write a CPU profile of this process during the send (not the seeding) here: the dispatcher and the fake SendGrid, or with -bin the fake SendGrid and the polling")
 	flag.StringVar(&workerBin, "bin", "", "send with real `rapport worker` processes of this binary instead of in this process")
 	flag.IntVar(&workers, "workers", 1, "worker processes (with -bin)")
 	flag.Parse()
