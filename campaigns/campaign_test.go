@@ -175,10 +175,7 @@ func TestStartFreezesAudienceOnceWithReproducibleHoldout(t *testing.T) {
 		require.EqualValues(t, 199, won.Frozen, "the unsubscribed customer is not in the audience")
 		require.EqualValues(t, 20, won.Holdout, "10%% of 199, rounded")
 
-		c, err = s.Campaign(ctx, c.ID)
-		require.NoError(t, err)
-		f, err := s.Funnel(ctx, c)
-		require.NoError(t, err)
+		f := funnelOf(t, s, c.ID)
 		require.EqualValues(t, 199, f.Audience)
 		require.EqualValues(t, 20, f.Holdout)
 		require.EqualValues(t, 179, f.Pending)
@@ -247,10 +244,7 @@ func TestClaimSettleAndRecover(t *testing.T) {
 		require.NoError(t, err)
 		require.EqualValues(t, 10, n)
 
-		c, err = s.Campaign(ctx, c.ID)
-		require.NoError(t, err)
-		f, err := s.Funnel(ctx, c)
-		require.NoError(t, err)
+		f := funnelOf(t, s, c.ID)
 		require.EqualValues(t, 10, f.Sent)
 		require.EqualValues(t, 1, f.Suppressed)
 		require.EqualValues(t, 19, f.Pending)
@@ -305,10 +299,7 @@ func TestClaimFillsABatchPastWithdrawnCustomers(t *testing.T) {
 			require.Equal(t, campaigns.InvSending, cl.Status)
 			require.NotEmpty(t, cl.Name)
 		}
-		c, err = s.Campaign(ctx, c.ID)
-		require.NoError(t, err)
-		f, err := s.Funnel(ctx, c)
-		require.NoError(t, err)
+		f := funnelOf(t, s, c.ID)
 		require.EqualValues(t, 15, f.Suppressed)
 		require.EqualValues(t, 15, f.Pending, "the 10 being sent and the 5 left")
 	})
@@ -388,13 +379,20 @@ func TestGiftPoolRunningDryFailsOnlyThoseWithoutACode(t *testing.T) {
 		n, err := s.SettleSent(ctx, campaigns.QueueInvitations, "A", "d1", ids, "m", false)
 		require.NoError(t, err)
 		require.EqualValues(t, 2, n)
-		c, err = s.Campaign(ctx, c.ID)
-		require.NoError(t, err)
-		f, err := s.Funnel(ctx, c)
-		require.NoError(t, err)
+		f := funnelOf(t, s, c.ID)
 		require.EqualValues(t, 2, f.Sent)
 		require.EqualValues(t, 2, f.Failed)
 	})
+}
+
+// funnelOf reads a campaign afresh and counts its funnel.
+func funnelOf(t *testing.T, s *campaigns.Store, id int64) campaigns.Funnel {
+	t.Helper()
+	c, err := s.Campaign(context.Background(), id)
+	require.NoError(t, err)
+	f, err := s.Funnel(context.Background(), c)
+	require.NoError(t, err)
+	return f
 }
 
 // idsOf is the queue ids of claims.
@@ -431,10 +429,7 @@ func TestSettleFindsTheLeaseWhenTheFirstRowIsGone(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, n, "a lost lease is left to recovery")
 
-		c, err = s.Campaign(ctx, c.ID)
-		require.NoError(t, err)
-		f, err := s.Funnel(ctx, c)
-		require.NoError(t, err)
+		f := funnelOf(t, s, c.ID)
 		require.EqualValues(t, 2, f.Sent)
 		require.EqualValues(t, 1, f.Failed)
 	})
@@ -475,10 +470,7 @@ func TestEmailEventsApplyOnceInAnyOrder(t *testing.T) {
 				require.Equal(t, 0, n, "repeats change nothing")
 			}
 		}
-		c, err = s.Campaign(ctx, c.ID)
-		require.NoError(t, err)
-		f, err := s.Funnel(ctx, c)
-		require.NoError(t, err)
+		f := funnelOf(t, s, c.ID)
 		require.EqualValues(t, 1, f.Delivered)
 		require.EqualValues(t, 1, f.Failed, "a bounce is final whatever the order")
 		byCustomer := map[int64]campaigns.ConsentState{}
@@ -630,10 +622,7 @@ func TestUnsubscribingBetweenClaimAndSendSuppresses(t *testing.T) {
 		n, err := s.SettleSent(ctx, campaigns.QueueInvitations, "A", "b1", rest, "m", false)
 		require.NoError(t, err)
 		require.EqualValues(t, 4, n)
-		c, err = s.Campaign(ctx, c.ID)
-		require.NoError(t, err)
-		f, err := s.Funnel(ctx, c)
-		require.NoError(t, err)
+		f := funnelOf(t, s, c.ID)
 		require.EqualValues(t, 4, f.Sent)
 		require.EqualValues(t, 1, f.Suppressed)
 	})
