@@ -294,10 +294,27 @@ func TestClaimFillsABatchPastWithdrawnCustomers(t *testing.T) {
 		got, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "A", BatchID: "w1", Limit: 10, Lease: time.Minute, CancelBy: far})
 		require.NoError(t, err)
 		require.Len(t, got, 10)
+		// Each claimed row is the row as stored, every column scanned into
+		// its field (PostgreSQL scans the claim's rows by hand).
+		stored, _, err := s.Invitations(ctx, c.ID, 1, 100)
+		require.NoError(t, err)
+		byID := map[int64]campaigns.Invitation{}
+		for _, inv := range stored {
+			byID[inv.ID] = inv
+		}
 		for _, cl := range got {
 			require.False(t, gone[cl.CustomerID], "customer %d withdrew", cl.CustomerID)
 			require.Equal(t, campaigns.InvSending, cl.Status)
 			require.NotEmpty(t, cl.Name)
+			want := byID[cl.ID]
+			require.Equal(t, "A", *cl.LeaseOwner)
+			require.Equal(t, "w1", *cl.BatchID)
+			require.Equal(t, 1, cl.Attempts)
+			require.True(t, cl.LeaseUntil.Equal(*want.LeaseUntil) && cl.CancelBy.Equal(*want.CancelBy) &&
+				cl.CreatedAt.Equal(want.CreatedAt) && cl.UpdatedAt.Equal(want.UpdatedAt), "claimed %+v, stored %+v", cl.Invitation, want)
+			cl.LeaseUntil, cl.CancelBy, want.LeaseUntil, want.CancelBy = nil, nil, nil, nil
+			cl.CreatedAt, cl.UpdatedAt, want.CreatedAt, want.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+			require.Equal(t, want, cl.Invitation)
 		}
 		f := funnelOf(t, s, c.ID)
 		require.EqualValues(t, 15, f.Suppressed)

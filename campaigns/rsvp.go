@@ -66,7 +66,8 @@ type guest struct {
 // structs' fields: GORM's generic scan of these ~70 columns was a fifth of
 // an RSVP request's CPU. The columns come from the GORM models, so a new
 // field is read without touching this; TestGuestByTokenReadsEveryField
-// checks the result against GORM's.
+// checks the result against GORM's. A claim (invitations.go) returns its
+// rows through the same invitation columns.
 type guestQuery struct {
 	once              sync.Once
 	sql, bySet        string  // by a link set (links.go), by a stored token; in the store's dialect
@@ -78,12 +79,21 @@ type guestQuery struct {
 
 // fieldPtrs points at the fields of the struct v points to, for a scan.
 func fieldPtrs(v any, idx [][]int) []any {
-	rv := reflect.ValueOf(v).Elem()
 	out := make([]any, len(idx))
-	for i, ix := range idx {
-		out[i] = rv.FieldByIndex(ix).Addr().Interface()
-	}
+	fieldPtrsInto(out, v, idx)
 	return out
+}
+
+// fieldPtrsInto is fieldPtrs into dst, for a scan of many rows.
+func fieldPtrsInto(dst []any, v any, idx [][]int) {
+	rv := reflect.ValueOf(v).Elem()
+	for i, ix := range idx {
+		if len(ix) == 1 {
+			dst[i] = rv.Field(ix[0]).Addr().Interface()
+		} else {
+			dst[i] = rv.FieldByIndex(ix).Addr().Interface()
+		}
+	}
 }
 
 func (s *Store) guestColumns() error {
