@@ -495,8 +495,15 @@ func (s *Store) SettleSent(ctx context.Context, q Queue, worker, batchID string,
 				set, args = "delivered_at = ?, ", append(args, now)
 			}
 			args = append(args, messageID, now, pgArray{ids}, worker, batchID, lease[0], now)
+			// Only a credit (the outbox) needs the rows back; a send through
+			// SendGrid needs their count.
+			credit := delivered && q == QueueInvitations
+			tail := "SELECT count(*) FROM settled"
+			if credit {
+				tail = "SELECT id, campaign_id, customer_id FROM settled"
+			}
 			var rows []Invitation
-			if err := tx.Raw(`WITH settled AS (
+			query := tx.Raw(`WITH settled AS (
 					UPDATE `+string(q)+` SET status = ?, sent_at = ?, `+set+`message_id = ?,
 						lease_owner = NULL, lease_until = NULL, status_reason = '', updated_at = ?
 					WHERE id = ANY(?) AND status = 'sending' AND lease_owner = ? AND batch_id = ? AND lease_until = ?
@@ -505,12 +512,14 @@ func (s *Store) SettleSent(ctx context.Context, q Queue, worker, batchID string,
 					SELECT customer_id, ? FROM settled GROUP BY customer_id ORDER BY customer_id
 					ON CONFLICT (customer_id) DO UPDATE SET last_contacted_at = excluded.last_contacted_at
 					WHERE excluded.last_contacted_at > customer_contacts.last_contacted_at)
-				SELECT id, campaign_id, customer_id FROM settled`,
-				args...).Scan(&rows).Error; err != nil {
+				`+tail, args...)
+			if !credit {
+				return query.Row().Scan(&n)
+			}
+			if err := query.Scan(&rows).Error; err != nil {
 				return err
 			}
-			n = int64(len(rows))
-			if n == 0 || !delivered || q != QueueInvitations {
+			if n = int64(len(rows)); n == 0 {
 				return nil
 			}
 			return s.creditInvitations(tx, rows, TriggerDelivered)
