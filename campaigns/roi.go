@@ -419,27 +419,41 @@ func (s *Store) windowRevenue(ctx context.Context, ws []roiWindow) ([]revenueGro
 		if err := tx.Exec("SET LOCAL jit = off").Error; err != nil {
 			return nil, nil, err
 		}
+		if err := tx.Exec("SET LOCAL plan_cache_mode = force_custom_plan").Error; err != nil {
+			return nil, nil, err
+		}
 		db = tx
 	}
-	// The windows go in as VALUES rows (the planner then knows how many
-	// there are): (campaign, from, to, basis).
-	var vals []string
-	var args []any
+	// The windows: (campaign, from, to, basis). On PostgreSQL they go in as
+	// four arrays, planned each time (force_custom_plan, above) so that
+	// the planner counts them as it would VALUES rows: as a VALUES list of
+	// 4,000 parameters the statement took 20 ms to parse and as long to
+	// bind, each time, ahead of its few hundred.
+	var ids []int64
+	var froms, tos []time.Time
+	var bases []string
 	for _, w := range ws {
 		if w.from == nil {
 			continue
 		}
-		if s.dialect == config.Postgres {
-			vals = append(vals, "(?::bigint, ?::timestamptz, ?::timestamptz, ?::text)")
-		} else {
-			vals = append(vals, "(?, ?, ?, ?)")
-		}
-		args = append(args, w.c.ID, *w.from, *w.to, w.basis)
+		ids, froms, tos, bases = append(ids, w.c.ID), append(froms, *w.from), append(tos, *w.to), append(bases, w.basis)
 	}
-	if len(vals) == 0 {
+	if len(ids) == 0 {
 		return nil, nil, nil
 	}
-	cte := "WITH w(campaign_id, wfrom, wto, basis) AS (VALUES " + strings.Join(vals, ", ") + ") "
+	var cte string
+	var args []any
+	if s.dialect == config.Postgres {
+		cte = "WITH w(campaign_id, wfrom, wto, basis) AS (SELECT * FROM unnest(?::bigint[], ?::timestamptz[], ?::timestamptz[], ?::text[])) "
+		args = []any{pgArray{ids}, pgArray{froms}, pgArray{tos}, pgArray{bases}}
+	} else {
+		vals := make([]string, len(ids))
+		for i := range ids {
+			vals[i] = "(?, ?, ?, ?)"
+			args = append(args, ids[i], froms[i], tos[i], bases[i])
+		}
+		cte = "WITH w(campaign_id, wfrom, wto, basis) AS (VALUES " + strings.Join(vals, ", ") + ") "
+	}
 	treated := "((w.basis = 'attended' AND i.attended) OR (w.basis = 'delivered' AND i.status = 'delivered') OR " +
 		"(w.basis = 'sent' AND i.status IN ('sent', 'delivered')))"
 	var groups []revenueGroup
