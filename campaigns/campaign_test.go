@@ -290,6 +290,12 @@ func TestClaimFillsABatchPastWithdrawnCustomers(t *testing.T) {
 			require.NoError(t, s.SetConsent(ctx, id, campaigns.Unsubscribed, "test"))
 			gone[id] = true
 		}
+		// Every nullable column holds a value of its own, so that a claimed
+		// row scanned into the wrong fields cannot pass for the stored one.
+		require.NoError(t, s.DB().Exec(`UPDATE invitations SET message_id = 'm-' || id, sent_at = created_at, delivered_at = created_at,
+			opened_at = created_at, clicked_at = created_at, rsvp_at = created_at, nps_score = 7, nps_at = created_at, nps_comment = 'c-' || id,
+			waitlist_seq = id + 1000, followed_up_at = created_at, followed_up_by = 'f-' || id, checked_in_by = 'r-' || id, status_reason = 's-' || id
+			WHERE campaign_id = ?`, c.ID).Error)
 		far := time.Now().Add(time.Hour)
 		got, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "A", BatchID: "w1", Limit: 10, Lease: time.Minute, CancelBy: far})
 		require.NoError(t, err)
@@ -305,11 +311,22 @@ func TestClaimFillsABatchPastWithdrawnCustomers(t *testing.T) {
 		for _, cl := range got {
 			require.False(t, gone[cl.CustomerID], "customer %d withdrew", cl.CustomerID)
 			require.Equal(t, campaigns.InvSending, cl.Status)
-			require.NotEmpty(t, cl.Name)
-			want := byID[cl.ID]
+			cu, err := s.Customer(ctx, cl.CustomerID)
+			require.NoError(t, err)
+			require.Equal(t, cu.Name, cl.Name)
+			want, ok := byID[cl.ID]
+			require.True(t, ok, "claimed %d, not stored", cl.ID)
+			require.NotNil(t, cl.LeaseOwner)
+			require.NotNil(t, cl.BatchID)
+			require.NotNil(t, cl.LeaseUntil)
+			require.NotNil(t, cl.CancelBy)
+			require.NotNil(t, want.LeaseUntil)
+			require.NotNil(t, want.CancelBy)
 			require.Equal(t, "A", *cl.LeaseOwner)
 			require.Equal(t, "w1", *cl.BatchID)
 			require.Equal(t, 1, cl.Attempts)
+			require.NotNil(t, cl.MessageID)
+			require.Equal(t, fmt.Sprintf("m-%d", cl.ID), *cl.MessageID)
 			require.True(t, cl.LeaseUntil.Equal(*want.LeaseUntil) && cl.CancelBy.Equal(*want.CancelBy) &&
 				cl.CreatedAt.Equal(want.CreatedAt) && cl.UpdatedAt.Equal(want.UpdatedAt), "claimed %+v, stored %+v", cl.Invitation, want)
 			cl.LeaseUntil, cl.CancelBy, want.LeaseUntil, want.CancelBy = nil, nil, nil, nil

@@ -281,7 +281,10 @@ func (s *Store) claimRows(tx *gorm.DB, campaignID int64, o ClaimOptions, now tim
 			return nil, nil, err
 		}
 		gq := &s.guestQuery
-		rows = make([]Invitation, 0, o.Limit)
+		if o.Limit <= 0 {
+			return nil, nameOf, nil
+		}
+		rows = make([]Invitation, 0, min(o.Limit, 1000))
 		var name string
 		dest := make([]any, len(gq.inv)+1)
 		for {
@@ -495,8 +498,8 @@ func (s *Store) SettleSent(ctx context.Context, q Queue, worker, batchID string,
 				set, args = "delivered_at = ?, ", append(args, now)
 			}
 			args = append(args, messageID, now, pgArray{ids}, worker, batchID, lease[0], now)
-			// Only a credit (the outbox) needs the rows back; a send through
-			// SendGrid needs their count.
+			// Only the outbox's invitations are credited and need the rows
+			// back; every other settle needs their count.
 			credit := delivered && q == QueueInvitations
 			tail := "SELECT count(*) FROM settled"
 			if credit {
@@ -514,7 +517,7 @@ func (s *Store) SettleSent(ctx context.Context, q Queue, worker, batchID string,
 					WHERE excluded.last_contacted_at > customer_contacts.last_contacted_at)
 				`+tail, args...)
 			if !credit {
-				return query.Row().Scan(&n)
+				return query.Scan(&n).Error
 			}
 			if err := query.Scan(&rows).Error; err != nil {
 				return err
