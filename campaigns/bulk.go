@@ -172,12 +172,16 @@ func insertLinkSets(tx *gorm.DB, sets []LinkSet) error {
 // 64 s with all eight indexes and 8.6 s with the primary key alone, and
 // building the other seven afterwards took 12.8 s (sorted, with parallel
 // workers). Each customer's "created" ledger row cost more again, checking
-// its foreign key row by row: 6.2 of 19.4 s for 300k customers.
+// its foreign key row by row: 6.2 of 19.4 s for 300k customers. Even a
+// primary key, whose inserts are appends, costs more kept than built: in
+// psql a million ledger rows went in in 2.8-3.0 s with it, and in 1.0-1.1 s
+// without it plus 0.5 s to build it.
 //
 // So a fresh load runs in one transaction that holds customers and the
 // ledger exclusively (a ledger with no customers is empty: its rows go
 // with their customer). It drops their unique constraints, secondary
-// indexes and the ledger's foreign key, copies the customers in (COPY, on
+// indexes, the ledger's primary key and its foreign key, copies the
+// customers in (COPY, on
 // one connection), writes every "created" ledger row with one statement,
 // and builds the indexes and constraints again before it commits; the
 // foreign key is then checked by one join. Nobody else can read those
@@ -278,10 +282,12 @@ func (f *freshLoad) prepare(ctx context.Context) (bool, error) {
 	type named struct{ Name, Def string }
 	err = f.pg(func(c *pgx.Conn) error {
 		for _, t := range freshTables {
-			// Unique constraints, and foreign keys to customers (customers'
-			// own to users stays: every row points at one of a few reps).
-			rows, _ := c.Query(ctx, `SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
-				WHERE conrelid = $1::regclass AND (contype = 'u' OR (contype = 'f' AND confrelid = 'customers'::regclass))
+			// Unique constraints, foreign keys to customers (customers' own
+			// to users stays: every row points at one of a few reps), and
+			// a primary key no foreign key points at (the ledger's).
+			rows, _ := c.Query(ctx, `SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint k
+				WHERE conrelid = $1::regclass AND (contype = 'u' OR (contype = 'f' AND confrelid = 'customers'::regclass)
+				  OR (contype = 'p' AND NOT EXISTS (SELECT 1 FROM pg_constraint r WHERE r.contype = 'f' AND r.conindid = k.conindid)))
 				ORDER BY conname`, t)
 			cons, err := pgx.CollectRows(rows, pgx.RowToStructByPos[named])
 			if err != nil {
@@ -297,8 +303,12 @@ func (f *freshLoad) prepare(ctx context.Context) (bool, error) {
 					f.rebuild = append(f.rebuild, add)
 				}
 			}
-			// Indexes that back no constraint. Primary keys stay: their
-			// inserts are appends, and foreign keys need them.
+			// Indexes that back no constraint. Customers' primary key stays:
+			// every table with a customer's rows has a foreign key to it, and
+			// the copy waits on the Go side (a seed's drawing, an import's
+			// parsing), not on the key. Dropped with those tables' keys, it
+			// saved nothing (three seeds each, alternating: 19.3-23.1 s
+			// against 20.0-22.1).
 			rows, _ = c.Query(ctx, `SELECT c.relname, pg_get_indexdef(i.indexrelid)
 				FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 				WHERE i.indrelid = $1::regclass AND NOT i.indisprimary

@@ -72,6 +72,9 @@ func TestFreshSeedPutsEveryIndexAndConstraintBack(t *testing.T) {
 	require.Error(t, err, "email is unique again")
 	err = s.DB().Exec(`INSERT INTO level_ledger (customer_id, from_level, to_level, rule, created_at) VALUES (999999, 1, 2, 'x', now())`).Error
 	require.Error(t, err, "the ledger's foreign key is back")
+	err = s.DB().Exec(`INSERT INTO level_ledger (id, customer_id, from_level, to_level, rule, created_at)
+		SELECT id, customer_id, 1, 2, 'x', now() FROM level_ledger LIMIT 1`).Error
+	require.ErrorContains(t, err, "level_ledger_pkey", "the ledger's primary key is back")
 
 	// A table with customers in it takes the ordinary path.
 	n, err = s.Seed(ctx, campaigns.SeedOptions{Customers: 500, Metros: 4, Seed: 8, Actor: "t", Tag: "more"})
