@@ -186,6 +186,72 @@ func TestImportLargeFile(t *testing.T) {
 	})
 }
 
+// TestImportNamesEachProblemInALongFile: blank rows are numbered but not
+// counted, a duplicate is named by the row it repeats however far back, a
+// malformed row is refused and the next one read, and an unclosed quote
+// ends the file.
+func TestImportNamesEachProblemInALongFile(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		var b strings.Builder
+		b.WriteString("external_id,name,email,level\n")
+		var want []campaigns.RowProblem
+		row := 1
+		for i := range 2600 {
+			row++
+			switch i {
+			case 5, 999, 1000, 1001: // blank rows: numbered, not counted
+				b.WriteString(",,,\n")
+				continue
+			case 998: // row 1000, named again on row 1004
+				b.WriteString("K998,Kim,kim@example.com,2\n")
+				continue
+			case 1002:
+				b.WriteString("K-other,Kim Again,KIM@example.com,2\n")
+				want = append(want, campaigns.RowProblem{Row: row, Field: "email", Reason: "the same customer is already on row 1000 of this file"})
+				continue
+			case 1500:
+				b.WriteString("X1500,Bad \"Quote,q@example.com,2\n")
+				want = append(want, campaigns.RowProblem{Row: row, Reason: `malformed CSV: bare " in non-quoted-field`})
+				continue
+			case 2200:
+				b.WriteString("X2200,Lev El,lev@example.com,9\n")
+				want = append(want, campaigns.RowProblem{Row: row, Field: "level", Reason: "level 9 is not between 1 and 7"})
+				continue
+			case 2590: // an unclosed quote swallows the rest of the file
+				b.WriteString("X2590,\"Open,open@example.com,2\n")
+				want = append(want, campaigns.RowProblem{Row: row, Reason: `malformed CSV: extraneous or missing " in quoted-field`})
+				continue
+			}
+			fmt.Fprintf(&b, "X%d,Person %d,p%d@example.com,%d\n", i, i, i, 1+i%7)
+		}
+		res, err := s.ImportCustomers(context.Background(), strings.NewReader(b.String()), campaigns.ImportOptions{Actor: "t"})
+		require.NoError(t, err)
+		require.Equal(t, want, res.Problems)
+		require.EqualValues(t, 2587, res.RowsRead, "2,600 lines, four blank, the last nine swallowed by the open quote")
+		require.EqualValues(t, 4, res.Rejected)
+		require.EqualValues(t, 2583, res.Inserted)
+		require.Equal(t, int64(2583), countCustomers(t, s))
+	})
+}
+
+func TestImportStopsAtAReadErrorAndSaysWhere(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		var b strings.Builder
+		b.WriteString("name,email\n")
+		for i := range 20000 {
+			fmt.Fprintf(&b, "Person %d,p%d@example.com\n", i, i)
+		}
+		text := b.String()
+		_, err := s.ImportCustomers(context.Background(), &failingReader{strings.NewReader(text[:len(text)/2])},
+			campaigns.ImportOptions{Actor: "t"})
+		require.ErrorContains(t, err, "connection reset by peer")
+		require.ErrorContains(t, err, "read row ")
+		imports, err := s.RecentImports(context.Background(), 1)
+		require.NoError(t, err)
+		require.Equal(t, "failed", imports[0].Status)
+	})
+}
+
 func TestLedgerIsTheOnlyWayLevelsMove(t *testing.T) {
 	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
 		ctx := context.Background()
