@@ -188,8 +188,9 @@ func TestImportLargeFile(t *testing.T) {
 
 // TestImportNamesEachProblemInALongFile: blank rows are numbered but not
 // counted, a duplicate is named by the row it repeats however far back, a
-// malformed row is refused and the next one read, and an unclosed quote
-// ends the file.
+// malformed row is refused and the rows after it read (a quoted field
+// broken across two lines once stopped the import there, silently), and a
+// quote left open takes the rest of the file with it.
 func TestImportNamesEachProblemInALongFile(t *testing.T) {
 	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
 		var b strings.Builder
@@ -213,6 +214,10 @@ func TestImportNamesEachProblemInALongFile(t *testing.T) {
 				b.WriteString("X1500,Bad \"Quote,q@example.com,2\n")
 				want = append(want, campaigns.RowProblem{Row: row, Reason: `malformed CSV: bare " in non-quoted-field`})
 				continue
+			case 1800: // one row over two lines, its quoted field broken
+				b.WriteString("X1800,\"Two\nLines\"oops,two@example.com,2\n")
+				want = append(want, campaigns.RowProblem{Row: row, Reason: `malformed CSV: extraneous or missing " in quoted-field`})
+				continue
 			case 2200:
 				b.WriteString("X2200,Lev El,lev@example.com,9\n")
 				want = append(want, campaigns.RowProblem{Row: row, Field: "level", Reason: "level 9 is not between 1 and 7"})
@@ -227,10 +232,10 @@ func TestImportNamesEachProblemInALongFile(t *testing.T) {
 		res, err := s.ImportCustomers(context.Background(), strings.NewReader(b.String()), campaigns.ImportOptions{Actor: "t"})
 		require.NoError(t, err)
 		require.Equal(t, want, res.Problems)
-		require.EqualValues(t, 2587, res.RowsRead, "2,600 lines, four blank, the last nine swallowed by the open quote")
-		require.EqualValues(t, 4, res.Rejected)
-		require.EqualValues(t, 2583, res.Inserted)
-		require.Equal(t, int64(2583), countCustomers(t, s))
+		require.EqualValues(t, 2587, res.RowsRead, "2,600 rows, four blank, the last nine inside the open quote")
+		require.EqualValues(t, 5, res.Rejected)
+		require.EqualValues(t, 2582, res.Inserted)
+		require.Equal(t, int64(2582), countCustomers(t, s))
 	})
 }
 
@@ -242,12 +247,14 @@ func TestImportStopsAtAReadErrorAndSaysWhere(t *testing.T) {
 			fmt.Fprintf(&b, "Person %d,p%d@example.com\n", i, i)
 		}
 		text := b.String()
-		_, err := s.ImportCustomers(context.Background(), &failingReader{strings.NewReader(text[:len(text)/2])},
+		cut := text[:strings.Index(text, "Person 10000,")+9] // cut off inside row 10,002
+		_, err := s.ImportCustomers(context.Background(), &failingReader{strings.NewReader(cut)},
 			campaigns.ImportOptions{Actor: "t"})
 		require.ErrorContains(t, err, "connection reset by peer")
-		require.ErrorContains(t, err, "read row ")
+		require.ErrorContains(t, err, "read row 10002: ")
 		imports, err := s.RecentImports(context.Background(), 1)
 		require.NoError(t, err)
+		require.Len(t, imports, 1)
 		require.Equal(t, "failed", imports[0].Status)
 	})
 }

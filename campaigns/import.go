@@ -304,11 +304,10 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 			var pe *csv.ParseError
 			if errors.As(err, &pe) && !errors.Is(pe.Err, csv.ErrFieldCount) {
 				res.Rejected++
+				// The reader goes on at the next line: a quote broken across
+				// lines costs its row, and one left open at the end is the
+				// file's last.
 				addProblem(RowProblem{Row: row, Reason: "malformed CSV: " + pe.Err.Error()})
-				if errors.Is(pe.Err, csv.ErrQuote) && pe.Line != pe.StartLine {
-					// An unclosed quote swallowed the rest of the file.
-					break
-				}
 				continue
 			}
 			if !errors.As(err, &pe) {
