@@ -175,18 +175,19 @@ func insertLinkSets(tx *gorm.DB, sets []LinkSet) error {
 // its foreign key row by row: 6.2 of 19.4 s for 300k customers. Even a
 // primary key, whose inserts are appends, costs more kept than built: in
 // psql a million ledger rows went in in 2.8-3.0 s with it, and in 1.0-1.1 s
-// without it plus 0.5 s to build it.
+// without it plus 0.5 s to build it (in a seed's statement log, the insert
+// and the build 1.89-2.30 -> 1.72-1.85 s).
 //
 // So a fresh load runs in one transaction that holds customers and the
 // ledger exclusively (a ledger with no customers is empty: its rows go
 // with their customer). It drops their unique constraints, secondary
 // indexes, the ledger's primary key and its foreign key, copies the
-// customers in (COPY, on
-// one connection), writes every "created" ledger row with one statement,
-// and builds the indexes and constraints again before it commits; the
-// foreign key is then checked by one join. Nobody else can read those
-// tables meanwhile, which costs nothing while they are empty; a crash or a
-// failure rolls the whole load back, indexes and constraints included.
+// customers in (COPY, on one connection), writes every "created" ledger
+// row with one statement, and builds the keys, indexes and constraints
+// again before it commits; the foreign key is then checked by one join.
+// Nobody else can read those tables meanwhile, which costs nothing while
+// they are empty; a crash or a failure rolls the whole load back, indexes
+// and constraints included.
 type freshLoad struct {
 	conn    *sql.Conn
 	rebuild []string // statements that put the constraints and indexes back
@@ -284,7 +285,12 @@ func (f *freshLoad) prepare(ctx context.Context) (bool, error) {
 		for _, t := range freshTables {
 			// Unique constraints, foreign keys to customers (customers' own
 			// to users stays: every row points at one of a few reps), and
-			// a primary key no foreign key points at (the ledger's).
+			// a primary key no foreign key points at: the ledger's.
+			// Customers' stays, for the keys of invitations, purchases and
+			// the rest, which are not the load's to drop. Dropped with them
+			// (those tables held and empty too), it saved nothing: the copy
+			// waits on the cores, not on the key (three seeds each,
+			// alternating: 19.3-23.1 s without it, 20.0-22.1 s with it).
 			rows, _ := c.Query(ctx, `SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint k
 				WHERE conrelid = $1::regclass AND (contype = 'u' OR (contype = 'f' AND confrelid = 'customers'::regclass)
 				  OR (contype = 'p' AND NOT EXISTS (SELECT 1 FROM pg_constraint r WHERE r.contype = 'f' AND r.conindid = k.conindid)))
@@ -303,12 +309,7 @@ func (f *freshLoad) prepare(ctx context.Context) (bool, error) {
 					f.rebuild = append(f.rebuild, add)
 				}
 			}
-			// Indexes that back no constraint. Customers' primary key stays:
-			// every table with a customer's rows has a foreign key to it, and
-			// the copy waits on the Go side (a seed's drawing, an import's
-			// parsing), not on the key. Dropped with those tables' keys, it
-			// saved nothing (three seeds each, alternating: 19.3-23.1 s
-			// against 20.0-22.1).
+			// Indexes that back no constraint.
 			rows, _ = c.Query(ctx, `SELECT c.relname, pg_get_indexdef(i.indexrelid)
 				FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 				WHERE i.indrelid = $1::regclass AND NOT i.indisprimary
