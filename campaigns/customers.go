@@ -116,12 +116,14 @@ func (in *CustomerInput) normalize() Invalid {
 	v := Invalid{}
 	in.ExternalID = strings.TrimSpace(in.ExternalID)
 	in.Name = tidy(in.Name)
-	if len(in.ExternalID) > 100 {
+	// Limits count characters, as the messages say, not bytes: a name in
+	// Cyrillic takes two bytes a letter.
+	if utf8.RuneCountInString(in.ExternalID) > 100 {
 		v.Add("external_id", "is longer than 100 characters")
 	}
 	if in.Name == "" {
 		v.Add("name", "is required")
-	} else if len(in.Name) > maxNameLen {
+	} else if utf8.RuneCountInString(in.Name) > maxNameLen {
 		v.Add("name", "is longer than %d characters", maxNameLen)
 	}
 	if e, err := NormalizeEmail(in.Email); err != nil {
@@ -136,7 +138,7 @@ func (in *CustomerInput) normalize() Invalid {
 	}{{"company", in.Company}, {"metro_area", in.MetroArea}, {"phone", in.Phone}} {
 		if f.p != nil {
 			*f.p = tidy(*f.p)
-			if len(*f.p) > maxFieldLen {
+			if utf8.RuneCountInString(*f.p) > maxFieldLen {
 				v.Add(f.name, "is longer than %d characters", maxFieldLen)
 			}
 		}
@@ -292,14 +294,13 @@ func (s *Store) upsertBatch(ctx context.Context, tx *gorm.DB, ins []CustomerInpu
 		in := &ins[i]
 		var warnings []string
 		ownerID := in.OwnerID
+		noOwner := false // owner_email names nobody
 		if ownerID == nil && in.OwnerEmail != "" {
 			id, err := owners.lookup(ctx, in.OwnerEmail)
 			if err != nil {
 				return nil, err
 			}
-			if id == nil {
-				warnings = append(warnings, fmt.Sprintf("owner_email %s is not a user; the customer is left without an owner", in.OwnerEmail))
-			}
+			noOwner = id == nil
 			ownerID = id
 		}
 		var c *Customer
@@ -320,6 +321,9 @@ func (s *Store) upsertBatch(ctx context.Context, tx *gorm.DB, ins []CustomerInpu
 			continue
 		}
 		if c == nil {
+			if noOwner {
+				warnings = append(warnings, fmt.Sprintf("owner_email %s is not a user; the customer is left without an owner", in.OwnerEmail))
+			}
 			nc := &Customer{Name: in.Name, Email: in.Email, Level: LevelRecord, OwnerID: ownerID,
 				ConsentState: Subscribed, CreatedAt: now, UpdatedAt: now}
 			if in.ExternalID != "" {
@@ -356,6 +360,13 @@ func (s *Store) upsertBatch(ctx context.Context, tx *gorm.DB, ins []CustomerInpu
 				Fields: map[string]string{"email": "the same customer appears earlier in this file"}}}
 			continue
 		}
+		if noOwner {
+			keeps := "the customer is left without an owner"
+			if c.OwnerID != nil {
+				keeps = "the customer keeps their owner"
+			}
+			warnings = append(warnings, fmt.Sprintf("owner_email %s is not a user; %s", in.OwnerEmail, keeps))
+		}
 		fields := map[string]any{}
 		set := func(col string, cur *string, v *string) {
 			if v != nil && *v != *cur {
@@ -367,8 +378,14 @@ func (s *Store) upsertBatch(ctx context.Context, tx *gorm.DB, ins []CustomerInpu
 			ext := in.ExternalID
 			c.ExternalID = &ext
 			fields["external_id"] = ext
+			byExt[ext] = c
 		}
 		set("name", &c.Name, &in.Name)
+		if old := c.Email; in.Email != old {
+			// A later row with the old email is someone else now, not c.
+			delete(byEmail, old)
+			byEmail[in.Email] = c
+		}
 		set("email", &c.Email, &in.Email)
 		set("company", &c.Company, in.Company)
 		set("phone", &c.Phone, in.Phone)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -424,5 +425,118 @@ func TestMetrosCountEachSpellingOnce(t *testing.T) {
 		ms, err := s.Metros(ctx)
 		require.NoError(t, err)
 		require.Equal(t, []campaigns.MetroCount{{Name: "chicago", Key: "chicago", Customers: 2}, {Name: "Evanston", Key: "evanston", Customers: 1}}, ms)
+	})
+}
+
+func TestImportRefusesARowWithMoreFieldsThanItsHeader(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		csv := "name,email,annual_spend,metro_area\n" +
+			"Ann,ann@example.com,$1,234.50,Chicago\n" + // row 2: an unquoted thousands separator
+			"Bo,bo@example.com,$5,Chicago,,\n" + // row 3: empty fields at the end are nothing
+			"Cy,cy@example.com,\"$1,234.50\",Evanston\n" // row 4
+		res, err := s.ImportCustomers(ctx, strings.NewReader(csv), campaigns.ImportOptions{Actor: "t"})
+		require.NoError(t, err)
+		require.EqualValues(t, 2, res.Inserted)
+		require.Equal(t, []campaigns.RowProblem{{Row: 2, Reason: "has 5 fields, the header has 4 (a comma in a value that is not in quotes?)"}}, res.Problems)
+		page, err := s.ListCustomers(ctx, campaigns.CustomerQuery{Q: "cy@"})
+		require.NoError(t, err)
+		require.EqualValues(t, 123450, page.Items[0].AnnualSpendCents)
+	})
+}
+
+func TestImportReadsAQuotedHeaderAfterAByteOrderMark(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		// As PowerShell's Export-Csv writes it: a BOM, every field quoted.
+		csv := "\ufeff\"name\",\"email\",\"company\"\r\n\"Ann\",\"ann@example.com\",\"Acme, Inc\"\r\n"
+		res, err := s.ImportCustomers(context.Background(), strings.NewReader(csv), campaigns.ImportOptions{Actor: "t"})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, res.Inserted)
+		require.Empty(t, res.Problems)
+		require.Equal(t, int64(len(csv)), res.BytesRead)
+	})
+}
+
+func TestImportNamesAnUnknownHeaderInWholeCharacters(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		im, err := s.StartImport(ctx, "customers", "kunden.csv", 0, "t")
+		require.NoError(t, err)
+		// Cut at 120 bytes, the list of what was found once ended inside
+		// "ä", and PostgreSQL refused to store the message.
+		csv := "ID,Vorname,Nachname,E-Mail,Firma,Großraum,Jahresumsatz,Stufe,Betreuer,Telefon,Straße,Währung,Geschäftsführer\n1,A,B,a@example.com\n"
+		_, err = s.ImportCustomers(ctx, strings.NewReader(csv), campaigns.ImportOptions{Actor: "t", ImportID: im.ID})
+		require.ErrorIs(t, err, campaigns.ErrNotCSV)
+		require.True(t, utf8.ValidString(err.Error()), err.Error())
+		require.Contains(t, err.Error(), "found: ID, Vorname")
+		got, err := s.GetImport(ctx, im.ID)
+		require.NoError(t, err)
+		require.Equal(t, "failed", got.Status)
+		require.Contains(t, got.Error, "no recognisable header")
+	})
+}
+
+func TestImportCountsCharactersNotBytes(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		long := strings.Repeat("Ж", 150) // 300 bytes, 150 characters: within 200
+		csv := "name,email,company\n" + long + ",zh@example.com," + long + "\n" +
+			strings.Repeat("Ж", 201) + ",too@example.com,Ok\n"
+		res, err := s.ImportCustomers(context.Background(), strings.NewReader(csv), campaigns.ImportOptions{Actor: "t"})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, res.Inserted)
+		require.Equal(t, []campaigns.RowProblem{{Row: 3, Field: "name", Reason: "is longer than 200 characters"}}, res.Problems)
+	})
+}
+
+func TestImportNamesTheColumnARepeatedRowShares(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		csv := "external_id,name,email\nA-1,Ann,ann@example.com\nA-1,Ann Again,other@example.com\nB-1,Bo,ann@example.com\n"
+		res, err := s.ImportCustomers(context.Background(), strings.NewReader(csv), campaigns.ImportOptions{Actor: "t"})
+		require.NoError(t, err)
+		require.Equal(t, []campaigns.RowProblem{
+			{Row: 3, Field: "external_id", Reason: "the same customer is already on row 2 of this file"},
+			{Row: 4, Field: "email", Reason: "the same customer is already on row 2 of this file"},
+		}, res.Problems)
+	})
+}
+
+func TestImportHandsAnOldEmailOnWithinABatch(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		_, err := s.UpsertCustomer(ctx, campaigns.CustomerInput{ExternalID: "A", Name: "Ann", Email: "old@example.com"},
+			campaigns.UpsertMeta{Actor: "t", Source: "api", Rule: campaigns.RuleAPI})
+		require.NoError(t, err)
+		// Ann moves to a new address, and Ben, new, has her old one: he is
+		// a customer of his own, not an update of Ann's.
+		csv := "external_id,name,email\nA,Ann,new@example.com\n,Ben,old@example.com\n"
+		res, err := s.ImportCustomers(ctx, strings.NewReader(csv), campaigns.ImportOptions{Actor: "t"})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, res.Updated)
+		require.EqualValues(t, 1, res.Inserted)
+		require.Empty(t, res.Problems)
+		for email, name := range map[string]string{"new@example.com": "Ann", "old@example.com": "Ben"} {
+			page, err := s.ListCustomers(ctx, campaigns.CustomerQuery{Q: email})
+			require.NoError(t, err)
+			require.Len(t, page.Items, 1, email)
+			require.Equal(t, name, page.Items[0].Name, email)
+		}
+	})
+}
+
+func TestImportSaysAnUnknownOwnerLeavesTheOwnerAsItWas(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		rep, err := s.CreateUser(ctx, campaigns.NewUser{Email: "rep@example.com", Role: campaigns.RoleRep, Password: "a long password"})
+		require.NoError(t, err)
+		_, err = s.UpsertCustomer(ctx, campaigns.CustomerInput{Name: "Ann", Email: "ann@example.com", OwnerID: &rep.ID},
+			campaigns.UpsertMeta{Actor: "t", Source: "api", Rule: campaigns.RuleAPI})
+		require.NoError(t, err)
+		csv := "name,email,owner_email\nAnn,ann@example.com,gone@example.com\nBo,bo@example.com,gone@example.com\n"
+		res, err := s.ImportCustomers(ctx, strings.NewReader(csv), campaigns.ImportOptions{Actor: "t"})
+		require.NoError(t, err)
+		require.Equal(t, []campaigns.RowProblem{
+			{Row: 2, Reason: "owner_email gone@example.com is not a user; the customer keeps their owner", Warning: true},
+			{Row: 3, Reason: "owner_email gone@example.com is not a user; the customer is left without an owner", Warning: true},
+		}, res.Problems)
 	})
 }

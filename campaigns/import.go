@@ -149,6 +149,11 @@ var customerColumns = []string{"external_id", "name", "email", "company", "metro
 func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOptions) (*ImportResult, error) {
 	counter := &countingReader{r: r}
 	br := bufio.NewReaderSize(counter, 64<<10)
+	// A UTF-8 byte order mark goes before the CSV reader sees it: left in,
+	// it made a quoted first header ("name",…) a bare quote.
+	if b, _ := br.Peek(3); bytes.Equal(b, utf8BOM) {
+		_, _ = br.Discard(3)
+	}
 	head, _ := br.Peek(4096)
 	if err := looksLikeText(head); err != nil {
 		return nil, s.failEarly(ctx, opt, err)
@@ -320,8 +325,8 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 		}
 		in, problems := parseCustomerRow(rec, cols, len(header))
 		if len(problems) == 0 {
-			if first, dup := seen.firstSeen(in, row); dup {
-				problems = []RowProblem{{Field: "email", Reason: fmt.Sprintf("the same customer is already on row %d of this file", first)}}
+			if first, field := seen.firstSeen(in, row); field != "" {
+				problems = []RowProblem{{Field: field, Reason: fmt.Sprintf("the same customer is already on row %d of this file", first)}}
 			}
 		}
 		if len(problems) > 0 {
@@ -487,9 +492,6 @@ func looksLikeText(head []byte) error {
 func mapHeader(header []string) (map[string]int, error) {
 	cols := map[string]int{}
 	for i, h := range header {
-		if i == 0 {
-			h = strings.TrimPrefix(h, "\ufeff")
-		}
 		k := strings.ToLower(strings.TrimSpace(h))
 		k = strings.ReplaceAll(k, " ", "_")
 		for _, c := range customerColumns {
@@ -510,7 +512,11 @@ func mapHeader(header []string) (map[string]int, error) {
 	if len(missing) > 0 {
 		found := strings.Join(header, ", ")
 		if len(found) > 120 {
-			found = found[:120] + "…"
+			cut := 120
+			for cut > 0 && !utf8.RuneStart(found[cut]) {
+				cut-- // not inside a character: the message is stored as text
+			}
+			found = found[:cut] + "…"
 		}
 		return nil, fmt.Errorf("%w: no recognisable header (needs %s; expected columns %s; found: %s)",
 			ErrNotCSV, strings.Join(missing, " and "), strings.Join(customerColumns, ", "), found)
@@ -523,6 +529,15 @@ func parseCustomerRow(rec []string, cols map[string]int, headerLen int) (Custome
 	var ps []RowProblem
 	if len(rec) < headerLen {
 		return in, []RowProblem{{Reason: fmt.Sprintf("has %d fields, the header has %d", len(rec), headerLen)}}
+	}
+	// More fields than the header is most often a comma in a value that
+	// is not quoted ($1,234.50; Acme, Inc): taken as it comes, every
+	// column after it would be read from its neighbour. Empty ones at the
+	// end, as some spreadsheets write, are nothing.
+	for _, f := range rec[headerLen:] {
+		if strings.TrimSpace(f) != "" {
+			return in, []RowProblem{{Reason: fmt.Sprintf("has %d fields, the header has %d (a comma in a value that is not in quotes?)", len(rec), headerLen)}}
+		}
 	}
 	get := func(c string) (string, bool) {
 		i, ok := cols[c]
@@ -599,25 +614,25 @@ func (s *seenKeys) hash(kind, key string) uint64 {
 }
 
 // firstSeen records in's keys at row, or returns the earlier row that has
-// one of them.
-func (s *seenKeys) firstSeen(in CustomerInput, row int) (int, bool) {
-	email := s.hash("e:", strings.ToLower(strings.TrimSpace(in.Email)))
-	if first, ok := s.row[email]; ok {
-		return first, true
-	}
+// one of them and the column it shares.
+func (s *seenKeys) firstSeen(in CustomerInput, row int) (int, string) {
 	var ext uint64
 	x := strings.TrimSpace(in.ExternalID)
 	if x != "" {
 		ext = s.hash("x:", x)
 		if first, ok := s.row[ext]; ok {
-			return first, true
+			return first, "external_id"
 		}
+	}
+	email := s.hash("e:", strings.ToLower(strings.TrimSpace(in.Email)))
+	if first, ok := s.row[email]; ok {
+		return first, "email"
 	}
 	s.row[email] = row
 	if x != "" {
 		s.row[ext] = row
 	}
-	return 0, false
+	return 0, ""
 }
 
 func isBlank(rec []string) bool {
@@ -628,6 +643,8 @@ func isBlank(rec []string) bool {
 	}
 	return true
 }
+
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
 type countingReader struct {
 	r io.Reader
