@@ -151,11 +151,15 @@ func mailerFor(cfg config.Config, store *campaigns.Store) jobs.Mailer {
 	return jobs.NewSendGrid(jobs.SendGridConfig{APIKey: cfg.SendGridAPIKey, BaseURL: cfg.SendGridBaseURL, HTTPTimeout: cfg.SendTimeout})
 }
 
+var errServerStopped = errors.New("the server stopped before the import finished; upload the file again")
+
 // serve runs the web app, and the scheduler unless noWorker, until ctx ends.
 func serve(ctx context.Context, cfg config.Config, store *campaigns.Store, noWorker bool, log *slog.Logger) error {
 	var background sync.WaitGroup
+	imports, stopImports := context.WithCancelCause(context.Background())
+	defer stopImports(nil)
 	deps := app.Deps{Store: store, Config: cfg, Log: log, MailerName: mailerFor(cfg, store).Name(), ParseEvents: jobs.ParseEvents,
-		Background: &background}
+		Background: &background, Imports: imports}
 	if cfg.SendGridWebhookPublicKey != "" {
 		v, err := jobs.NewWebhookVerifier(cfg.SendGridWebhookPublicKey)
 		if err != nil {
@@ -193,14 +197,20 @@ func serve(ctx context.Context, cfg config.Config, store *campaigns.Store, noWor
 	if err := web.ShutdownWithContext(sctx); err != nil {
 		log.Warn("web shutdown", "err", err)
 	}
-	// A web import still running finishes (within the same bound); one cut
-	// short is completed by uploading the file again.
-	imports := make(chan struct{})
-	go func() { background.Wait(); close(imports) }()
+	// A web import still running finishes (within the same bound). One cut
+	// short is stopped and records why, so its page does not say
+	// "importing" for ever; uploading the file again completes it.
+	importsDone := make(chan struct{})
+	go func() { background.Wait(); close(importsDone) }()
 	select {
-	case <-imports:
+	case <-importsDone:
 	case <-sctx.Done():
-		log.Warn("stopping with a web import still running; upload the file again to complete it")
+		stopImports(errServerStopped)
+		select {
+		case <-importsDone:
+		case <-time.After(10 * time.Second):
+		}
+		log.Warn("stopped a web import still running; upload the file again to complete it")
 	}
 	if sched != nil {
 		sched.Stop(sctx)

@@ -36,6 +36,10 @@ type Deps struct {
 	// Background counts work a request started that outlives it (web
 	// imports); serve waits for it at shutdown. Nil: nobody waits.
 	Background *sync.WaitGroup
+	// Imports is the context web imports run in: serve cancels it, with
+	// the reason, when it can wait for them no longer, and each records
+	// that it failed and why. Nil: they run until done.
+	Imports context.Context
 	// SessionTTL is how long an idle session lives (default 12 hours).
 	SessionTTL time.Duration
 	// MailerName says where email goes ("sendgrid" or "outbox"), for pages.

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 
 // importTimeout bounds one web import; a larger file belongs to the CLI.
 const importTimeout = time.Hour
+
+var errImportTooLong = errors.New("the import took over an hour; import a file this large with `rapport import customers`")
 
 func (a *App) importPage(c *fiber.Ctx) error {
 	recent, err := a.store.RecentImports(c.UserContext(), 10)
@@ -70,7 +73,11 @@ func (a *App) importUpload(c *fiber.Ctx) error {
 		}
 		defer os.Remove(tmp.Name())
 		defer tmp.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), importTimeout)
+		base := a.deps.Imports
+		if base == nil {
+			base = context.Background()
+		}
+		ctx, cancel := context.WithTimeoutCause(base, importTimeout, errImportTooLong)
 		defer cancel()
 		res, err := a.store.ImportCustomers(ctx, tmp, campaigns.ImportOptions{
 			Filename: name, Size: size, Actor: actor, ImportID: im.ID})

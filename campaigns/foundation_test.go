@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -538,5 +539,44 @@ func TestImportSaysAnUnknownOwnerLeavesTheOwnerAsItWas(t *testing.T) {
 			{Row: 2, Reason: "owner_email gone@example.com is not a user; the customer keeps their owner", Warning: true},
 			{Row: 3, Reason: "owner_email gone@example.com is not a user; the customer is left without an owner", Warning: true},
 		}, res.Problems)
+	})
+}
+
+// cancellingReader cancels its context, with a reason, once n bytes are
+// read: a server that stops during an import.
+type cancellingReader struct {
+	r      io.Reader
+	n      int
+	cancel context.CancelCauseFunc
+	why    error
+}
+
+func (c *cancellingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.n -= n; c.n <= 0 {
+		c.cancel(c.why)
+	}
+	return n, err
+}
+
+func TestImportCutShortRecordsWhy(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		var b strings.Builder
+		b.WriteString("name,email\n")
+		for i := range 30000 {
+			fmt.Fprintf(&b, "Person %d,p%d@example.com\n", i, i)
+		}
+		ctx, cancel := context.WithCancelCause(context.Background())
+		defer cancel(nil)
+		im, err := s.StartImport(ctx, "customers", "big.csv", int64(b.Len()), "t")
+		require.NoError(t, err)
+		why := errors.New("the server stopped before the import finished; upload the file again")
+		_, err = s.ImportCustomers(ctx, &cancellingReader{r: strings.NewReader(b.String()), n: b.Len() / 2, cancel: cancel, why: why},
+			campaigns.ImportOptions{Actor: "t", ImportID: im.ID, Size: int64(b.Len())})
+		require.ErrorIs(t, err, why)
+		got, err := s.GetImport(context.Background(), im.ID)
+		require.NoError(t, err)
+		require.Equal(t, "failed", got.Status)
+		require.Contains(t, got.Error, why.Error())
 	})
 }

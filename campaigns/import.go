@@ -266,6 +266,9 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 	}
 	// stop ends a run that cannot go on.
 	stop := func(err error) (*ImportResult, error) {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx) // why it was cut short, not how a query noticed
+		}
 		_ = drain()
 		if meta.fresh != nil {
 			meta.fresh.rollback()
@@ -357,6 +360,9 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 	if fl := meta.fresh; fl != nil {
 		meta.fresh = nil // committed or rolled back: stop must not roll it back again
 		if err := fl.commit(ctx, meta.Source, meta.Actor); err != nil {
+			if ctx.Err() != nil {
+				err = context.Cause(ctx)
+			}
 			res.Inserted = 0
 			return res, s.abort(ctx, res, fmt.Errorf("%w; nothing was imported (a large first import is all or nothing)", err))
 		}
