@@ -264,6 +264,9 @@ func cmdImportCustomers(ctx context.Context, args []string, e env) error {
 	for _, p := range res.Problems {
 		fmt.Fprintln(e.stdout, p.String())
 	}
+	if res.MoreWarnings > 0 {
+		fmt.Fprintf(e.stdout, "… and %d more warnings\n", res.MoreWarnings)
+	}
 	el := time.Since(start)
 	fmt.Fprintf(e.stdout, "%d rows in %s (%.0f rows/s): inserted %d, updated %d, unchanged %d, rejected %d\n",
 		res.RowsRead, el.Round(time.Millisecond), float64(res.RowsRead)/el.Seconds(),

@@ -637,6 +637,17 @@ func TestImportUpload(t *testing.T) {
 		require.Equal(t, "failed", s.Import.Status)
 		require.Contains(t, s.Import.Error, "name and email")
 
+		// More rejected rows than the page keeps: it says how many it leaves out.
+		var many strings.Builder
+		many.WriteString("name,email\n")
+		for i := range 600 {
+			fmt.Fprintf(&many, "Nobody %d,not-an-email\n", i)
+		}
+		s = pollImport(t, c, importID(t, c.upload("/import", c.csrf, "bad.csv", []byte(many.String()))))
+		require.EqualValues(t, 600, s.Import.Rejected)
+		r = c.get(idPath("/imports/%d", s.Import.ID))
+		require.Contains(t, r.Body, "100 more rejected rows are not listed here")
+
 		// No file at all.
 		r = c.upload("/import", c.csrf, "", nil)
 		require.Equal(t, http.StatusSeeOther, r.Status, r.Body)

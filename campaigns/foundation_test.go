@@ -580,3 +580,46 @@ func TestImportCutShortRecordsWhy(t *testing.T) {
 		require.Contains(t, got.Error, why.Error())
 	})
 }
+
+func TestImportKeepsEveryRejectedRowBesideManyWarnings(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		// Every row names an owner who has left (a warning each), and row
+		// 1,502 repeats row 2's email: that rejection must not be crowded
+		// out of the report, here or on the web page.
+		var b strings.Builder
+		b.WriteString("name,email,owner_email\n")
+		for i := range 1600 {
+			email := fmt.Sprintf("p%d@example.com", i)
+			if i == 1500 {
+				email = "p0@example.com"
+			}
+			fmt.Fprintf(&b, "Person %d,%s,left@example.com\n", i, email)
+		}
+		im, err := s.StartImport(ctx, "customers", "owners.csv", int64(b.Len()), "t")
+		require.NoError(t, err)
+		res, err := s.ImportCustomers(ctx, strings.NewReader(b.String()), campaigns.ImportOptions{Actor: "t", ImportID: im.ID})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, res.Rejected)
+		require.EqualValues(t, 1599, res.Inserted)
+		var rejected []int
+		for i, p := range res.Problems {
+			if !p.Warning {
+				rejected = append(rejected, p.Row)
+			}
+			if i > 0 {
+				require.LessOrEqual(t, res.Problems[i-1].Row, p.Row, "in row order")
+			}
+		}
+		require.Equal(t, []int{1502}, rejected)
+		require.Len(t, res.Problems, 1001, "a thousand warnings and the rejection")
+		require.EqualValues(t, 599, res.MoreWarnings)
+
+		got, err := s.GetImport(ctx, im.ID)
+		require.NoError(t, err)
+		stored := got.ProblemList()
+		require.Len(t, stored, 500)
+		require.Contains(t, stored, campaigns.RowProblem{Row: 1502, Field: "email", Reason: "the same customer is already on row 2 of this file"})
+		require.Zero(t, got.UnlistedRejects())
+	})
+}

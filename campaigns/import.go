@@ -3,6 +3,7 @@ package campaigns
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -92,14 +94,19 @@ type ImportOptions struct {
 // ImportResult is what an import did.
 type ImportResult struct {
 	Import
-	Problems []RowProblem // every rejected row and warning, up to maxProblems
+	// Problems are the rejected rows (up to maxProblems) and warnings (up
+	// to maxWarnings), in row order. Warnings can come on every row (an
+	// owner who left): capped apart, they cannot push a rejected row out.
+	Problems     []RowProblem
+	MoreWarnings int64 // warnings past maxWarnings, not listed
 }
 
 const (
 	importBatch        = 5000  // rows per transaction; larger batches gained little
 	customerRowBytes   = 100   // about how long a customer's CSV row is, to size a file in rows
 	maxProblems        = 10000 // kept in memory and printed
-	maxStoredProblems  = 500   // kept in the database for the web page
+	maxWarnings        = 1000  // warnings kept in memory and printed
+	maxStoredProblems  = 500   // kept in the database for the web page, rejected rows first
 	customerImportKind = "customers"
 )
 
@@ -188,8 +195,16 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 	}
 	owners := newOwnerCache(s)
 	seen := newSeenKeys(opt.Size / customerRowBytes)
+	var rejects, warns int
 	addProblem := func(p RowProblem) {
-		if len(res.Problems) < maxProblems {
+		switch {
+		case p.Warning && warns >= maxWarnings:
+			res.MoreWarnings++
+		case p.Warning:
+			warns++
+			res.Problems = append(res.Problems, p)
+		case rejects < maxProblems:
+			rejects++
 			res.Problems = append(res.Problems, p)
 		}
 	}
@@ -373,6 +388,7 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 		_ = s.db.WithContext(ctx).Exec("ANALYZE customers").Error
 	}
 	now := s.now()
+	slices.SortStableFunc(res.Problems, byRow)
 	res.Status, res.FinishedAt, res.BytesRead = "done", &now, counter.n
 	if err := s.saveProgress(ctx, &res.Import, res.Problems); err != nil {
 		return res, err
@@ -419,11 +435,7 @@ func (s *Store) upsertRows(ctx context.Context, batch []CustomerInput, meta Upse
 }
 
 func (s *Store) saveProgress(ctx context.Context, im *Import, problems []RowProblem) error {
-	stored := problems
-	if len(stored) > maxStoredProblems {
-		stored = stored[:maxStoredProblems]
-	}
-	js, _ := json.Marshal(stored)
+	js, _ := json.Marshal(storedProblems(problems))
 	im.Problems = string(js)
 	return s.db.WithContext(ctx).Model(&Import{}).Where("id = ?", im.ID).Updates(map[string]any{
 		"status": im.Status, "bytes_read": im.BytesRead, "rows_read": im.RowsRead, "inserted": im.Inserted,
@@ -432,11 +444,44 @@ func (s *Store) saveProgress(ctx context.Context, im *Import, problems []RowProb
 	}).Error
 }
 
+// storedProblems are the problems the web page lists: rejected rows
+// first, then warnings, up to maxStoredProblems, in row order. Batches
+// finish out of the file's order, so problems are sorted here.
+func storedProblems(problems []RowProblem) []RowProblem {
+	stored := slices.Clone(problems)
+	slices.SortStableFunc(stored, func(a, b RowProblem) int {
+		if a.Warning != b.Warning {
+			if a.Warning {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Compare(a.Row, b.Row)
+	})
+	stored = stored[:min(len(stored), maxStoredProblems)]
+	slices.SortStableFunc(stored, byRow)
+	return stored
+}
+
+func byRow(a, b RowProblem) int { return cmp.Compare(a.Row, b.Row) }
+
+// UnlistedRejects is how many rejected rows the stored list leaves out.
+func (im *Import) UnlistedRejects() int64 {
+	n := im.Rejected
+	for _, p := range im.ProblemList() {
+		if !p.Warning {
+			n--
+		}
+	}
+	return max(n, 0)
+}
+
 // abort records why a run stopped part-way, with what it did up to then;
 // batches already committed stay, and re-running the same file completes
 // it without duplicates.
 func (s *Store) abort(ctx context.Context, res *ImportResult, err error) error {
 	now := s.now()
+	slices.SortStableFunc(res.Problems, byRow)
 	res.Status, res.Error, res.FinishedAt = "failed", err.Error(), &now
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
