@@ -218,7 +218,8 @@ func TestImportNamesEachProblemInALongFile(t *testing.T) {
 				continue
 			case 1800: // one row over two lines, its quoted field broken
 				b.WriteString("X1800,\"Two\nLines\"oops,two@example.com,2\n")
-				want = append(want, campaigns.RowProblem{Row: row, Reason: `malformed CSV: extraneous or missing " in quoted-field`})
+				want = append(want, campaigns.RowProblem{Row: row, Reason: `malformed CSV: extraneous or missing " in quoted-field; ` +
+					`the row began on line 1802, and line 1803 was read into it, not imported`})
 				continue
 			case 2200:
 				b.WriteString("X2200,Lev El,lev@example.com,9\n")
@@ -226,7 +227,8 @@ func TestImportNamesEachProblemInALongFile(t *testing.T) {
 				continue
 			case 2590: // an unclosed quote swallows the rest of the file
 				b.WriteString("X2590,\"Open,open@example.com,2\n")
-				want = append(want, campaigns.RowProblem{Row: row, Reason: `malformed CSV: extraneous or missing " in quoted-field`})
+				want = append(want, campaigns.RowProblem{Row: row, Reason: `malformed CSV: extraneous or missing " in quoted-field; ` +
+					`the row began on line 2593, and lines 2594–2602 were read into it, not imported`})
 				continue
 			}
 			fmt.Fprintf(&b, "X%d,Person %d,p%d@example.com,%d\n", i, i, i, 1+i%7)

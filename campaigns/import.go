@@ -329,8 +329,16 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 				res.Rejected++
 				// The reader goes on at the next line: a quote broken across
 				// lines costs its row, and one left open at the end is the
-				// file's last.
-				addProblem(RowProblem{Row: row, Reason: "malformed CSV: " + pe.Err.Error()})
+				// file's last. The lines it took in are named: they are not
+				// rows of their own, and nothing else would say so.
+				why := "malformed CSV: " + pe.Err.Error()
+				switch {
+				case pe.Line == pe.StartLine+1:
+					why += fmt.Sprintf("; the row began on line %d, and line %d was read into it, not imported", pe.StartLine, pe.Line)
+				case pe.Line > pe.StartLine+1:
+					why += fmt.Sprintf("; the row began on line %d, and lines %d–%d were read into it, not imported", pe.StartLine, pe.StartLine+1, pe.Line)
+				}
+				addProblem(RowProblem{Row: row, Reason: why})
 				continue
 			}
 			if !errors.As(err, &pe) {
