@@ -71,6 +71,9 @@ func (s *Store) SetTokenHeartbeat(d time.Duration) { s.tokens.heartbeat = d }
 // path (bulk.go), so tests can take it with a few hundred rows.
 func (s *Store) SetFreshLoadMin(rows int) { s.freshMin = rows }
 
+// SetImportHeartbeat sets how often a running import writes alive_at.
+func (s *Store) SetImportHeartbeat(d time.Duration) { s.importBeat = d }
+
 // FreshLoads is how many fresh loads this store has begun.
 func (s *Store) FreshLoads() int64 { return s.freshLoads.Load() }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
@@ -623,5 +624,48 @@ func TestImportKeepsEveryRejectedRowBesideManyWarnings(t *testing.T) {
 		require.Len(t, stored, 500)
 		require.Contains(t, stored, campaigns.RowProblem{Row: 1502, Field: "email", Reason: "the same customer is already on row 2 of this file"})
 		require.Zero(t, got.UnlistedRejects())
+	})
+}
+
+// slowReader waits before each read, as a slow upload does.
+type slowReader struct {
+	r    io.Reader
+	wait time.Duration
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	time.Sleep(s.wait)
+	return s.r.Read(p[:min(len(p), 64)])
+}
+
+func TestAnImportNotHeardFromShowsAsStopped(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		// A run whose process died: its heartbeat stopped ten minutes ago.
+		dead, err := s.StartImport(ctx, "customers", "dead.csv", 100, "t")
+		require.NoError(t, err)
+		require.NoError(t, s.DB().Exec("UPDATE imports SET alive_at = ? WHERE id = ?", time.Now().Add(-10*time.Minute), dead.ID).Error)
+		live, err := s.StartImport(ctx, "customers", "live.csv", 100, "t")
+		require.NoError(t, err)
+
+		got, err := s.GetImport(ctx, dead.ID)
+		require.NoError(t, err)
+		require.Equal(t, "failed", got.Status)
+		require.Contains(t, got.Error, "stopped without finishing")
+		require.Equal(t, 100, got.Percent())
+		recent, err := s.RecentImports(ctx, 2)
+		require.NoError(t, err)
+		require.Equal(t, []string{"running", "failed"}, []string{recent[0].Status, recent[1].Status})
+
+		// A run that is alive beats while it reads, however slowly.
+		s.SetImportHeartbeat(20 * time.Millisecond)
+		csv := "name,email\nAnn,ann@example.com\nBo,bo@example.com\n"
+		res, err := s.ImportCustomers(ctx, &slowReader{r: strings.NewReader(csv), wait: 50 * time.Millisecond},
+			campaigns.ImportOptions{Actor: "t", ImportID: live.ID})
+		require.NoError(t, err)
+		require.EqualValues(t, 2, res.Inserted)
+		var beat time.Time
+		require.NoError(t, s.DB().Raw("SELECT alive_at FROM imports WHERE id = ?", live.ID).Scan(&beat).Error)
+		require.True(t, beat.After(live.StartedAt), "alive_at %v, started %v", beat, live.StartedAt)
 	})
 }

@@ -40,6 +40,34 @@ type Import struct {
 	StartedBy  string     `json:"started_by"`
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	AliveAt    *time.Time `json:"-"` // the run's last heartbeat (importHeartbeat)
+}
+
+// An import's heartbeat: while it runs it writes alive_at this often, and
+// a run not heard from for importStale is shown as stopped. Progress is
+// not enough to tell: a large first load builds its indexes for a minute
+// or more without any.
+const (
+	importHeartbeat = 30 * time.Second
+	importStale     = 3 * time.Minute
+)
+
+// errImportVanished is why a run not heard from is shown as stopped.
+const errImportVanished = "the import stopped without finishing (the process running it ended); upload the file again"
+
+// settle shows a run whose heartbeat stopped as failed. Nothing is
+// written: if it was only slow, its next save puts it right.
+func (im *Import) settle(now time.Time) {
+	if im.Status != "running" {
+		return
+	}
+	alive := im.StartedAt
+	if im.AliveAt != nil {
+		alive = *im.AliveAt
+	}
+	if now.Sub(alive) > importStale {
+		im.Status, im.Error = "failed", errImportVanished
+	}
 }
 
 // RowProblem is a rejected row, or a warning about an accepted one. Row is
@@ -115,8 +143,9 @@ var ErrNotCSV = errors.New("not a CSV file")
 
 // StartImport records a run before its file is read, so a page can follow it.
 func (s *Store) StartImport(ctx context.Context, kind, filename string, size int64, actor string) (*Import, error) {
+	now := s.now()
 	im := &Import{Kind: kind, Filename: filename, Status: "running", BytesTotal: size, Problems: "[]",
-		StartedBy: actor, StartedAt: s.now()}
+		StartedBy: actor, StartedAt: now, AliveAt: &now}
 	if err := s.db.WithContext(ctx).Create(im).Error; err != nil {
 		return nil, err
 	}
@@ -129,6 +158,7 @@ func (s *Store) GetImport(ctx context.Context, id int64) (*Import, error) {
 	if err := s.db.WithContext(ctx).Take(&im, id).Error; err != nil {
 		return nil, notFound(err, "import", id)
 	}
+	im.settle(s.now())
 	return &im, nil
 }
 
@@ -136,7 +166,36 @@ func (s *Store) GetImport(ctx context.Context, id int64) (*Import, error) {
 func (s *Store) RecentImports(ctx context.Context, limit int) ([]Import, error) {
 	var ims []Import
 	err := s.db.WithContext(ctx).Order("id DESC").Limit(limit).Find(&ims).Error
+	for i := range ims {
+		ims[i].settle(s.now())
+	}
 	return ims, err
+}
+
+// heartbeat writes the run's alive_at every interval until stop is called.
+func (s *Store) heartbeat(ctx context.Context, id int64) (stop func()) {
+	every := s.importBeat
+	if every <= 0 {
+		every = importHeartbeat
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				// A missed beat only makes the run look stopped later on.
+				_ = s.db.WithContext(ctx).Model(&Import{}).Where("id = ? AND status = ?", id, "running").
+					Update("alive_at", s.now()).Error
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // FailImport marks a run failed with a one-line reason.
@@ -186,6 +245,7 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 		return nil, err
 	}
 	res := &ImportResult{Import: *im}
+	defer s.heartbeat(ctx, im.ID)()
 	meta := UpsertMeta{Actor: opt.Actor, Source: "import:" + itoa(im.ID), Rule: RuleImport}
 	// A large file into an empty table is one fresh load (bulk.go): all or
 	// nothing, and several times quicker than keeping every index up to

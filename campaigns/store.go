@@ -42,8 +42,9 @@ type Store struct {
 
 	metrosAt time.Time
 
-	freshMin   int          // rows a load needs to take the fresh path; 0 means freshLoadRows
-	freshLoads atomic.Int64 // fresh loads begun, for tests
+	freshMin   int           // rows a load needs to take the fresh path; 0 means freshLoadRows
+	importBeat time.Duration // an import's heartbeat; 0 means importHeartbeat
+	freshLoads atomic.Int64  // fresh loads begun, for tests
 
 	answers    batches[*answerReq, answerOut] // RSVP answers waiting to be settled, per event
 	arrivals   batches[*arrival, arrived]     // first check-ins waiting to be written, per event
