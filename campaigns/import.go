@@ -55,9 +55,9 @@ const (
 // errImportVanished is why a run not heard from is shown as stopped.
 const errImportVanished = "the import stopped without finishing (the process running it ended); upload the file again"
 
-// settle shows a run whose heartbeat stopped as failed. Nothing is
+// showStopped shows a run whose heartbeat stopped as failed. Nothing is
 // written: if it was only slow, its next save puts it right.
-func (im *Import) settle(now time.Time) {
+func (im *Import) showStopped(now time.Time) {
 	if im.Status != "running" {
 		return
 	}
@@ -158,7 +158,7 @@ func (s *Store) GetImport(ctx context.Context, id int64) (*Import, error) {
 	if err := s.db.WithContext(ctx).Take(&im, id).Error; err != nil {
 		return nil, notFound(err, "import", id)
 	}
-	im.settle(s.now())
+	im.showStopped(s.now())
 	return &im, nil
 }
 
@@ -167,7 +167,7 @@ func (s *Store) RecentImports(ctx context.Context, limit int) ([]Import, error) 
 	var ims []Import
 	err := s.db.WithContext(ctx).Order("id DESC").Limit(limit).Find(&ims).Error
 	for i := range ims {
-		ims[i].settle(s.now())
+		ims[i].showStopped(s.now())
 	}
 	return ims, err
 }
