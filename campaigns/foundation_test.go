@@ -669,3 +669,18 @@ func TestAnImportNotHeardFromShowsAsStopped(t *testing.T) {
 		require.True(t, beat.After(live.StartedAt), "alive_at %v, started %v", beat, live.StartedAt)
 	})
 }
+
+func TestImportStopsAtARowThatNeverEnds(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		// A quote left open on row 2 of a large file: the CSV reader would
+		// take the rest of the file into that one field, in memory.
+		var b strings.Builder
+		b.WriteString("name,email\n\"Open,open@example.com\n")
+		for i := 0; b.Len() < 1200<<10; i++ {
+			fmt.Fprintf(&b, "Person %d,p%d@example.com\n", i, i)
+		}
+		_, err := s.ImportCustomers(context.Background(), strings.NewReader(b.String()), campaigns.ImportOptions{Actor: "t"})
+		require.ErrorContains(t, err, "read row 2: the row runs past 1 MB, so a quote in it is most likely never closed")
+		require.Zero(t, countCustomers(t, s))
+	})
+}

@@ -224,7 +224,8 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 	if err := looksLikeText(head); err != nil {
 		return nil, s.failEarly(ctx, opt, err)
 	}
-	cr := csv.NewReader(br)
+	rl := &rowLimit{r: br}
+	cr := csv.NewReader(rl)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	header, err := cr.Read()
@@ -381,6 +382,7 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 		if err == io.EOF {
 			break
 		}
+		rl.n = 0
 		row++
 		res.RowsRead++
 		if err != nil {
@@ -764,6 +766,30 @@ func isBlank(rec []string) bool {
 }
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// maxRowBytes bounds one row. A quote left open near the top of a file
+// would otherwise have the CSV reader hold the rest of it as one field
+// (a 20 MB file took 142 MB); no customer's row comes near it.
+const maxRowBytes = 1 << 20
+
+var errRowTooLong = fmt.Errorf("the row runs past %d MB, so a quote in it is most likely never closed; nothing after it was read", maxRowBytes>>20)
+
+// rowLimit fails a read once a row has taken maxRowBytes; the import sets
+// n to 0 after each row. (The CSV reader reads a few KB ahead, which is
+// counted against the next row.)
+type rowLimit struct {
+	r io.Reader
+	n int
+}
+
+func (l *rowLimit) Read(p []byte) (int, error) {
+	if l.n >= maxRowBytes {
+		return 0, errRowTooLong
+	}
+	n, err := l.r.Read(p[:min(len(p), maxRowBytes-l.n)])
+	l.n += n
+	return n, err
+}
 
 type countingReader struct {
 	r io.Reader
