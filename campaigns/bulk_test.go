@@ -218,17 +218,18 @@ func TestImportNamesTextThatIsNotUTF8(t *testing.T) {
 	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
 		// Past the first 4 KB, which are checked as a whole.
 		var b strings.Builder
-		b.WriteString("name,email,company\n")
+		b.WriteString("name,email,company,owner_email\n")
 		for i := 0; i < 200; i++ {
-			fmt.Fprintf(&b, "Fine %d,fine%d@example.com,Ok\n", i, i)
+			fmt.Fprintf(&b, "Fine %d,fine%d@example.com,Ok,\n", i, i)
 		}
-		csv := b.String() + "Caf\xe9,cafe@example.com,Ok\nNul,nul@example.com,A\x00B\n"
+		csv := b.String() + "Caf\xe9,cafe@example.com,Ok,\nNul,nul@example.com,A\x00B,\nOwner,owner@example.com,Ok,r\xe9p@example.com\n"
 		res, err := s.ImportCustomers(context.Background(), strings.NewReader(csv), campaigns.ImportOptions{Actor: "t"})
 		require.NoError(t, err)
 		require.EqualValues(t, 200, res.Inserted)
 		require.Equal(t, []campaigns.RowProblem{
 			{Row: 202, Field: "name", Reason: "is not valid UTF-8 text"},
 			{Row: 203, Field: "company", Reason: "is not valid UTF-8 text"},
+			{Row: 204, Field: "owner_email", Reason: "is not valid UTF-8 text"},
 		}, res.Problems)
 	})
 }

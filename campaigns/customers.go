@@ -148,7 +148,8 @@ func (in *CustomerInput) normalize() Invalid {
 	for _, f := range [...]struct {
 		name string
 		p    *string
-	}{{"external_id", &in.ExternalID}, {"name", &in.Name}, {"company", in.Company}, {"metro_area", in.MetroArea}, {"phone", in.Phone}} {
+	}{{"external_id", &in.ExternalID}, {"name", &in.Name}, {"company", in.Company}, {"metro_area", in.MetroArea}, {"phone", in.Phone},
+		{"owner_email", &in.OwnerEmail}} {
 		if f.p != nil && (!utf8.ValidString(*f.p) || strings.IndexByte(*f.p, 0) >= 0) {
 			v.Add(f.name, "is not valid UTF-8 text")
 		}
