@@ -255,27 +255,24 @@ func cmdImportCustomers(ctx context.Context, args []string, e env) error {
 	if bar != nil {
 		_ = bar.Finish()
 	}
-	if err != nil {
-		if errors.Is(err, campaigns.ErrNotCSV) || res == nil {
-			return fmt.Errorf("%s: %v; nothing was imported", path, err)
-		}
-		// Stopped part-way: what it stored stays, so say what that was
-		// and which rows it had refused; running it again completes it.
-		for _, p := range res.Problems {
-			fmt.Fprintln(e.stdout, p.String())
-		}
-		fmt.Fprintf(e.stdout, "stopped after %d rows: inserted %d, updated %d, unchanged %d, rejected %d\n",
-			res.RowsRead, res.Inserted, res.Updated, res.Unchanged, res.Rejected)
-		if res.Inserted+res.Updated > 0 {
-			return fmt.Errorf("%w (what is stored above stays; run the import again to complete it)", err)
-		}
-		return err
+	if err != nil && (errors.Is(err, campaigns.ErrNotCSV) || res == nil) {
+		return fmt.Errorf("%s: %v; nothing was imported", path, err)
 	}
 	for _, p := range res.Problems {
 		fmt.Fprintln(e.stdout, p.String())
 	}
 	if res.MoreWarnings > 0 {
 		fmt.Fprintf(e.stdout, "… and %d more warnings\n", res.MoreWarnings)
+	}
+	if err != nil {
+		// Stopped part-way: what it stored stays, so say what that was;
+		// running it again completes it.
+		fmt.Fprintf(e.stdout, "stopped after %d rows: inserted %d, updated %d, unchanged %d, rejected %d\n",
+			res.RowsRead, res.Inserted, res.Updated, res.Unchanged, res.Rejected)
+		if res.Inserted+res.Updated > 0 {
+			return fmt.Errorf("%w (what is stored above stays; run the import again to complete it)", err)
+		}
+		return err
 	}
 	el := time.Since(start)
 	fmt.Fprintf(e.stdout, "%d rows in %s (%.0f rows/s): inserted %d, updated %d, unchanged %d, rejected %d\n",

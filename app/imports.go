@@ -100,7 +100,9 @@ func (a *App) importStatusPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return a.render(c, "pages/import_status", fiber.Map{"Title": "Import " + im.Filename, "Import": im, "Problems": im.ProblemList()})
+	problems := im.ProblemList()
+	return a.render(c, "pages/import_status", fiber.Map{"Title": "Import " + im.Filename, "Import": im, "Problems": problems,
+		"Unlisted": im.UnlistedRejects(problems)})
 }
 
 func (a *App) importStatusJSON(c *fiber.Ctx) error {

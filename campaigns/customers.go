@@ -321,10 +321,14 @@ func (s *Store) upsertBatch(ctx context.Context, tx *gorm.DB, ins []CustomerInpu
 				Fields: map[string]string{"email": fmt.Sprintf("%s already belongs to another customer (id %d)", in.Email, other.ID)}}}
 			continue
 		}
-		if c == nil {
-			if noOwner {
-				warnings = append(warnings, fmt.Sprintf("owner_email %s is not a user; the customer is left without an owner", in.OwnerEmail))
+		if noOwner {
+			keeps := "the customer is left without an owner"
+			if c != nil && c.OwnerID != nil {
+				keeps = "the customer keeps their owner"
 			}
+			warnings = append(warnings, fmt.Sprintf("owner_email %s is not a user; %s", in.OwnerEmail, keeps))
+		}
+		if c == nil {
 			nc := &Customer{Name: in.Name, Email: in.Email, Level: LevelRecord, OwnerID: ownerID,
 				ConsentState: Subscribed, CreatedAt: now, UpdatedAt: now}
 			if in.ExternalID != "" {
@@ -360,13 +364,6 @@ func (s *Store) upsertBatch(ctx context.Context, tx *gorm.DB, ins []CustomerInpu
 			out[i] = UpsertResult{Outcome: Rejected, Err: &Error{Code: ECONFLICT, Message: "duplicate row",
 				Fields: map[string]string{"email": "the same customer appears earlier in this file"}}}
 			continue
-		}
-		if noOwner {
-			keeps := "the customer is left without an owner"
-			if c.OwnerID != nil {
-				keeps = "the customer keeps their owner"
-			}
-			warnings = append(warnings, fmt.Sprintf("owner_email %s is not a user; %s", in.OwnerEmail, keeps))
 		}
 		fields := map[string]any{}
 		set := func(col string, cur *string, v *string) {

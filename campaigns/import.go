@@ -535,10 +535,11 @@ func storedProblems(problems []RowProblem) []RowProblem {
 
 func byRow(a, b RowProblem) int { return cmp.Compare(a.Row, b.Row) }
 
-// UnlistedRejects is how many rejected rows the stored list leaves out.
-func (im *Import) UnlistedRejects() int64 {
+// UnlistedRejects is how many rejected rows listed, the run's stored
+// ProblemList, leaves out.
+func (im *Import) UnlistedRejects(listed []RowProblem) int64 {
 	n := im.Rejected
-	for _, p := range im.ProblemList() {
+	for _, p := range listed {
 		if !p.Warning {
 			n--
 		}
