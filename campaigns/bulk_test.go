@@ -84,6 +84,25 @@ func TestFreshSeedPutsEveryIndexAndConstraintBack(t *testing.T) {
 	require.EqualValues(t, 3000, createdRowsMatch(t, s, "seed"))
 }
 
+// The credit key's unique index holds only the rows that carry a key (a
+// rule's credits), and still refuses a second credit for one customer, rule
+// and source on either database.
+func TestLedgerRefusesASecondCreditForTheSameKey(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ids := addCustomers(t, s, 2, "credkey")
+		row := func(customer int64, key any) error {
+			return s.DB().Exec(`INSERT INTO level_ledger (customer_id, from_level, to_level, rule, credit_key, created_at)
+				VALUES (?, 1, 2, 'attended', ?, CURRENT_TIMESTAMP)`, customer, key).Error
+		}
+		require.NoError(t, row(ids[0], "attended|campaign:1"))
+		require.Error(t, row(ids[0], "attended|campaign:1"), "the same credit twice")
+		require.NoError(t, row(ids[1], "attended|campaign:1"), "another customer, the same key")
+		require.NoError(t, row(ids[0], "attended|campaign:2"), "the same customer, another source")
+		require.NoError(t, row(ids[0], nil))
+		require.NoError(t, row(ids[0], nil), "rows without a key are never compared")
+	})
+}
+
 // freshCSV is rows customers, with the problems an import must name by
 // row on either path.
 func freshCSV(rows int) string {
