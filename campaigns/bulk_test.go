@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
 
 	"github.com/rapport/rapport/campaigns"
 	"github.com/rapport/rapport/campaigns/campaignstest"
@@ -170,6 +171,31 @@ func TestFreshLoadStoresWhatTheOrdinaryPathStores(t *testing.T) {
 	var noExt int64
 	require.NoError(t, s2.DB().Raw("SELECT count(*) FROM customers WHERE external_id IS NULL").Scan(&noExt).Error)
 	require.EqualValues(t, 100, noExt)
+}
+
+// A customer's ledger is found through an index, not by reading the whole
+// ledger: their history page, and the cascade when a customer is deleted.
+// Since 00017 the unique (customer_id, credit_key) index is the only one by
+// customer; made partial (credit keys only), it left both to scan.
+func TestLedgerIsReadByCustomerThroughAnIndexOnPostgres(t *testing.T) {
+	s := campaignstest.Open(t, campaignstest.Postgres)
+	addCustomers(t, s, 3, "ledgerix")
+	for _, q := range []string{
+		"SELECT * FROM level_ledger WHERE customer_id = 1 ORDER BY id", // Store.Ledger
+		"DELETE FROM ONLY level_ledger WHERE customer_id = 1",          // the foreign key's cascade
+	} {
+		var plan []string
+		require.NoError(t, s.DB().Transaction(func(tx *gorm.DB) error {
+			// A table this small would be read whole anyway; off, a
+			// sequential scan is chosen only where no index can serve.
+			if err := tx.Exec("SET LOCAL enable_seqscan = off").Error; err != nil {
+				return err
+			}
+			return tx.Raw("EXPLAIN " + q).Scan(&plan).Error
+		}))
+		text := strings.Join(plan, "\n")
+		require.Contains(t, text, "Index Cond: (customer_id = ", "%s:\n%s", q, text)
+	}
 }
 
 // The credit key's unique index holds only the rows that carry a key (a
