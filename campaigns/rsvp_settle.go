@@ -174,6 +174,15 @@ func (s *Store) decideAnswers(c *Campaign, invs map[int64]*Invitation, waiting i
 		case sameAnswer(inv, r.answer, r.guests):
 			continue
 		}
+		// A confirmed guest asking to bring more keeps the seat they hold
+		// when the bigger party does not fit: releasing it first sent them
+		// to the back of the waitlist and gave their seat away.
+		if inv.RSVP == RSVPYes && r.answer == RSVPYes && r.guests > inv.Guests &&
+			seats+int64(r.guests-inv.Guests) > int64(c.Capacity) {
+			outs[i].err = &Error{Code: ECONFLICT, Message: noRoomForGuest(inv.Guests),
+				Fields: map[string]string{"guests": "no room for another guest"}}
+			continue
+		}
 		now := s.now()
 		wasYes, wasWaiting, oldGuests := inv.RSVP == RSVPYes, inv.RSVP == RSVPWaitlisted, inv.Guests
 		if wasYes {
@@ -257,6 +266,20 @@ func (s *Store) decideAnswers(c *Campaign, invs map[int64]*Invitation, waiting i
 		return nil, nil, err
 	}
 	return credited, promotedAll, nil
+}
+
+// noRoomForGuest says why a confirmed guest cannot bring more, and that
+// their seat is kept as it was.
+func noRoomForGuest(guests int) string {
+	kept := "your seat is kept"
+	switch guests {
+	case 0:
+	case 1:
+		kept = "your seat and your guest's are kept"
+	default:
+		kept = "your seat and your " + itoa(int64(guests)) + " guests' are kept"
+	}
+	return "there is no room for another guest: " + kept
 }
 
 // byWaitlistPlace orders waiting guests as the waitlist does: by

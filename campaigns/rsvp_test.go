@@ -307,7 +307,9 @@ func TestSeatCountFollowsEveryAnswer(t *testing.T) {
 			i := r.IntN(len(cl))
 			answer := []string{campaigns.RSVPYes, campaigns.RSVPYes, campaigns.RSVPNo}[r.IntN(3)]
 			_, err := s.Answer(ctx, cl[i].Tokens[campaigns.TokenRSVP], answer, r.IntN(3))
-			require.NoError(t, err)
+			if campaigns.ErrorCode(err) != campaigns.ECONFLICT { // more guests than the room has: refused
+				require.NoError(t, err)
+			}
 			if step == 60 {
 				capacity := 14
 				_, err := s.UpdateEvent(ctx, c.ID, campaigns.EventChange{Capacity: &capacity})
@@ -316,6 +318,51 @@ func TestSeatCountFollowsEveryAnswer(t *testing.T) {
 			require.Equal(t, sum(), kept(), "after step %d", step)
 			require.LessOrEqual(t, kept(), int64(14))
 		}
+	})
+}
+
+// A confirmed guest who asks to bring a guest when the room is full is
+// told there is no room and keeps the seat they hold, with the guests they
+// had; those waiting stay where they were.
+func TestConfirmedGuestAskingForMoreGuestsKeepsSeat(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		c, cl := sentEvent(t, s, 3, 2, 1)
+		tok := func(i int) string { return cl[i].Tokens[campaigns.TokenRSVP] }
+		for i := 0; i < 3; i++ { // 0 and 1 take the two seats, 2 waits
+			_, err := s.Answer(ctx, tok(i), campaigns.RSVPYes, 0)
+			require.NoError(t, err)
+		}
+		_, err := s.Answer(ctx, tok(0), campaigns.RSVPYes, 1)
+		require.Equal(t, campaigns.ECONFLICT, campaigns.ErrorCode(err), "%v", err)
+		require.Contains(t, err.Error(), "no room for another guest")
+
+		states := map[int]string{}
+		for i := range cl {
+			v, err := s.RSVPByToken(ctx, tok(i))
+			require.NoError(t, err)
+			states[i] = v.Invitation.RSVP
+			if i == 0 {
+				require.Zero(t, v.Invitation.Guests, "guest count kept")
+			}
+			if i == 2 {
+				require.EqualValues(t, 1, v.Position, "still first in line")
+			}
+		}
+		require.Equal(t, map[int]string{0: campaigns.RSVPYes, 1: campaigns.RSVPYes, 2: campaigns.RSVPWaitlisted}, states)
+		got, err := s.Campaign(ctx, c.ID)
+		require.NoError(t, err)
+		require.EqualValues(t, 2, got.SeatsTaken)
+
+		// Once the room has space, the extra guest fits.
+		_, err = s.Answer(ctx, tok(2), campaigns.RSVPNo, 0)
+		require.NoError(t, err)
+		_, err = s.Answer(ctx, tok(1), campaigns.RSVPNo, 0)
+		require.NoError(t, err)
+		r, err := s.Answer(ctx, tok(0), campaigns.RSVPYes, 1)
+		require.NoError(t, err)
+		require.Equal(t, campaigns.RSVPYes, r.View.Invitation.RSVP)
+		require.Equal(t, 1, r.View.Invitation.Guests)
 	})
 }
 
@@ -346,6 +393,10 @@ func (m *rsvpModel) answer(i int, answer string, n int) campaigns.AnswerOutcome 
 	if (answer == campaigns.RSVPNo && g.RSVP == campaigns.RSVPNo) ||
 		(answer == campaigns.RSVPYes && (g.RSVP == campaigns.RSVPYes || g.RSVP == campaigns.RSVPWaitlisted) && g.Guests == n) {
 		return campaigns.AnswerOutcome{}
+	}
+	// A confirmed guest whose bigger party does not fit keeps their seat.
+	if g.RSVP == campaigns.RSVPYes && answer == campaigns.RSVPYes && n > g.Guests && m.seats+n-g.Guests > m.capacity {
+		return campaigns.AnswerOutcome{Err: &campaigns.Error{Code: campaigns.ECONFLICT}}
 	}
 	wasYes, wasWaiting, old := g.RSVP == campaigns.RSVPYes, g.RSVP == campaigns.RSVPWaitlisted, g.Guests
 	if wasYes {
