@@ -64,22 +64,25 @@ func (s *Store) applyAnswers(ctx context.Context, campaignID int64, batch []*ans
 		for _, r := range batch {
 			ids = append(ids, r.invID)
 		}
-		// The batch's invitations and how many wait, in one round trip
-		// (with no rows nothing is decided, so the count is not needed).
+		// The batch's invitations, how many wait and the last place in
+		// line, in one round trip (with no rows nothing is decided, so
+		// neither is needed).
 		var rows []struct {
 			Invitation `gorm:"embedded"`
 			Waiting    int64
+			LastSeq    int64
 		}
-		if err := tx.Model(&Invitation{}).Select("*, (SELECT count(*) FROM invitations w WHERE w.campaign_id = ? AND w.rsvp = ?) AS waiting",
-			campaignID, RSVPWaitlisted).Where("id IN ? AND campaign_id = ?", ids, campaignID).Find(&rows).Error; err != nil {
+		if err := tx.Model(&Invitation{}).Select(`*, (SELECT count(*) FROM invitations w WHERE w.campaign_id = ? AND w.rsvp = ?) AS waiting,
+			(SELECT coalesce(max(w.waitlist_seq), 0) FROM invitations w WHERE w.campaign_id = ? AND w.rsvp = ?) AS last_seq`,
+			campaignID, RSVPWaitlisted, campaignID, RSVPWaitlisted).Where("id IN ? AND campaign_id = ?", ids, campaignID).Find(&rows).Error; err != nil {
 			return err
 		}
 		invs := make(map[int64]*Invitation, len(rows))
-		var waiting int64
+		var line waitLine
 		for i := range rows {
-			invs[rows[i].ID], waiting = &rows[i].Invitation, rows[i].Waiting
+			invs[rows[i].ID], line = &rows[i].Invitation, waitLine{rows[i].Waiting, rows[i].LastSeq}
 		}
-		credited, promoted, err := s.decideAnswers(&c, invs, waiting, batch, outs, gormAnswers{s, tx})
+		credited, promoted, err := s.decideAnswers(&c, invs, line, batch, outs, gormAnswers{s, tx})
 		if err != nil {
 			return err
 		}
@@ -122,10 +125,16 @@ func (g gormAnswers) waitlist(campaignID int64) ([]Invitation, error) {
 	return rows, err
 }
 
+// waitLine is the event's waitlist as a batch finds it, read under the
+// event's lock: how many wait, and the last place given (waitlist_seq).
+type waitLine struct {
+	waiting, lastSeq int64
+}
+
 // decideAnswers decides a batch's answers in arrival order against the
 // event c (locked by the caller) and writes them through io. It returns the
 // customers to credit and the guests promoted from the waitlist.
-func (s *Store) decideAnswers(c *Campaign, invs map[int64]*Invitation, waiting int64, batch []*answerReq, outs []answerOut,
+func (s *Store) decideAnswers(c *Campaign, invs map[int64]*Invitation, line waitLine, batch []*answerReq, outs []answerOut,
 	io answerIO) (credited, promotedAll []int64, err error) {
 	closes := c.RepliesCloseAt()
 	closed := c.Status == StatusCancelled || c.Status == StatusClosed || (closes != nil && !s.now().Before(*closes))
@@ -138,7 +147,11 @@ func (s *Store) decideAnswers(c *Campaign, invs map[int64]*Invitation, waiting i
 			dirty = append(dirty, inv.ID)
 		}
 	}
-	var lastSeq int64 // waitlist places strictly in arrival order, even within one clock tick
+	waiting := line.waiting
+	// Places in line follow the last one given, read under the event's
+	// lock: not a clock, which differs between web processes (or steps
+	// back) and let a later answer go ahead of an earlier one.
+	lastSeq := line.lastSeq
 	// The waitlist, in order, is read once, the first time an answer
 	// frees seats, and kept here for the rest of the batch; reading and
 	// promoting through the database cost every such answer four round
@@ -201,8 +214,8 @@ func (s *Store) decideAnswers(c *Campaign, invs map[int64]*Invitation, waiting i
 			if ahead == 0 && seats+1+int64(r.guests) <= int64(c.Capacity) {
 				inv.RSVP, inv.WaitlistSeq = RSVPYes, nil
 			} else if !wasWaiting {
-				seq := max(now.UnixNano(), lastSeq+1)
-				lastSeq = seq
+				lastSeq++
+				seq := lastSeq
 				inv.RSVP, inv.WaitlistSeq = RSVPWaitlisted, &seq
 			}
 		}
@@ -332,7 +345,7 @@ func (s *Store) applyAnswersPipelined(ctx context.Context, campaignID int64, bat
 		var c Campaign
 		found := false
 		invs := map[int64]*Invitation{}
-		var waiting int64
+		var line waitLine
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
 		b.Queue(`SELECT `+gq.campCols+` FROM campaigns c WHERE c.id = $1 FOR UPDATE`, campaignID)
@@ -342,8 +355,12 @@ func (s *Store) applyAnswersPipelined(ctx context.Context, campaignID int64, bat
 		// entry of the event in the (campaign, customer) index, 1.4 of a
 		// statement's 2.4 ms at 8,500 guests. Each id came from a guest of
 		// this event; the event is checked below all the same.
-		b.Queue(`SELECT `+gq.invCols+`, (SELECT count(*) FROM invitations w WHERE w.campaign_id = $1 AND w.rsvp = 'waitlisted')
-			FROM invitations i WHERE i.id = ANY($2) ORDER BY i.id FOR UPDATE OF i`, campaignID, ids)
+		// How many wait and the last place given come with them, read
+		// in one pass over those waiting.
+		b.Queue(`SELECT `+gq.invCols+`, w.n, w.last FROM invitations i
+			CROSS JOIN (SELECT count(*) AS n, coalesce(max(waitlist_seq), 0) AS last FROM invitations
+				WHERE campaign_id = $1 AND rsvp = 'waitlisted') w
+			WHERE i.id = ANY($2) ORDER BY i.id FOR UPDATE OF i`, campaignID, ids)
 		// The batch's customers too, unless someone is waiting: then the
 		// batch may promote guests outside it, whose invitations it must
 		// write before it holds any customer (the email webhook takes an
@@ -367,7 +384,7 @@ func (s *Store) applyAnswersPipelined(ctx context.Context, campaignID int64, bat
 			defer rows.Close()
 			for rows.Next() {
 				inv := &Invitation{}
-				if err := rows.Scan(append(fieldPtrs(inv, gq.inv), &waiting)...); err != nil {
+				if err := rows.Scan(append(fieldPtrs(inv, gq.inv), &line.waiting, &line.lastSeq)...); err != nil {
 					return err
 				}
 				if inv.CampaignID == campaignID {
@@ -387,7 +404,7 @@ func (s *Store) applyAnswersPipelined(ctx context.Context, campaignID int64, bat
 			return Errorf(ENOTFOUND, "campaign %d not found", campaignID)
 		}
 		io := &pgAnswers{ctx: ctx, conn: conn, cols: gq, pending: &pgx.Batch{}}
-		credited, promoted, err := s.decideAnswers(&c, invs, waiting, batch, outs, io)
+		credited, promoted, err := s.decideAnswers(&c, invs, line, batch, outs, io)
 		if err != nil {
 			return err
 		}

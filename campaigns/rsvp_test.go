@@ -366,6 +366,32 @@ func TestConfirmedGuestAskingForMoreGuestsKeepsSeat(t *testing.T) {
 	})
 }
 
+// The waitlist keeps arrival order whatever the clock says: a second web
+// process whose clock runs slow (or one whose clock steps back) used to
+// put a later answer ahead of an earlier one, and the freed seat went to it.
+func TestWaitlistOrderIgnoresClock(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		defer s.SetClock(time.Now)
+		_, cl := sentEvent(t, s, 3, 1, 0)
+		tok := func(i int) string { return cl[i].Tokens[campaigns.TokenRSVP] }
+		_, err := s.Answer(ctx, tok(0), campaigns.RSVPYes, 0) // the only seat
+		require.NoError(t, err)
+		r1, err := s.Answer(ctx, tok(1), campaigns.RSVPYes, 0)
+		require.NoError(t, err)
+		require.Equal(t, campaigns.RSVPWaitlisted, r1.View.Invitation.RSVP)
+		require.EqualValues(t, 1, r1.View.Position)
+		s.SetClock(func() time.Time { return time.Now().Add(-time.Minute) })
+		r2, err := s.Answer(ctx, tok(2), campaigns.RSVPYes, 0)
+		require.NoError(t, err)
+		require.EqualValues(t, 2, r2.View.Position, "the later answer is second in line")
+		s.SetClock(time.Now)
+		r, err := s.Answer(ctx, tok(0), campaigns.RSVPNo, 0)
+		require.NoError(t, err)
+		require.Equal(t, []int64{cl[1].ID}, r.Promoted, "the first in line gets the seat")
+	})
+}
+
 // rsvpModel is the RSVP rules written as plainly as possible, one answer
 // at a time: the oracle for answers settled in batches.
 type rsvpModel struct {
