@@ -443,8 +443,18 @@ func (s *Store) findWalkIn(tx *gorm.DB, c *Campaign, t CheckinTarget, rep *User)
 		if rep != nil && rep.ID != 0 {
 			cu.OwnerID = &rep.ID
 		}
-		if err := tx.Omit("Owner").Create(&cu).Error; err != nil {
-			return nil, false, err
+		// Two reps adding the same new guest at once (or a double tap):
+		// on PostgreSQL the second insert waits for the first and then
+		// does nothing, and the guest is read as the first one made them.
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Omit("Owner").Create(&cu)
+		if res.Error != nil {
+			return nil, false, res.Error
+		}
+		if res.RowsAffected == 0 {
+			if err := tx.Where("email = ?", email).Take(&cu).Error; err != nil {
+				return nil, false, err
+			}
+			break
 		}
 		if err := recordCreated(tx, []*Customer{&cu}, "walk_in", CampaignSource(c.ID), actorOf(rep), now); err != nil {
 			return nil, false, err
@@ -452,14 +462,26 @@ func (s *Store) findWalkIn(tx *gorm.DB, c *Campaign, t CheckinTarget, rep *User)
 	case err != nil:
 		return nil, false, err
 	}
-	if err := lock(tx).Where("campaign_id = ? AND customer_id = ?", c.ID, cu.ID).Take(&inv).Error; err == nil {
+	byGuest := func() error {
+		return lock(tx).Where("campaign_id = ? AND customer_id = ?", c.ID, cu.ID).Take(&inv).Error
+	}
+	if err := byGuest(); err == nil {
 		return &inv, false, nil // they were invited after all
+	} else if !errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, false, err
 	}
 	now := s.now()
 	inv = Invitation{CampaignID: c.ID, CustomerID: cu.ID, Email: cu.Email, Run: max(c.Runs, 1), Status: InvSuppressed,
 		StatusReason: "walk-in: never sent", RSVP: RSVPNone, WalkIn: true, CreatedAt: now, UpdatedAt: now}
-	if err := tx.Create(&inv).Error; err != nil {
-		return nil, false, err
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&inv)
+	if res.Error != nil {
+		return nil, false, res.Error
+	}
+	if res.RowsAffected == 0 { // another rep's tap made it a moment ago
+		inv = Invitation{}
+		if err := byGuest(); err != nil {
+			return nil, false, err
+		}
 	}
 	return &inv, true, nil
 }
