@@ -58,7 +58,7 @@ func (s *Store) CheckIn(ctx context.Context, campaignID int64, t CheckinTarget, 
 		}
 		now := s.now()
 		res := tx.Model(&Invitation{}).Where("id = ? AND NOT attended", inv.ID).
-			Updates(map[string]any{"attended": true, "checked_in_at": now, "checked_in_by": repEmail(rep), "updated_at": now})
+			Updates(arrivalColumns(map[string]any{"attended": true, "checked_in_at": now, "checked_in_by": repEmail(rep), "updated_at": now}))
 		if res.Error != nil {
 			return res.Error
 		}
@@ -80,6 +80,30 @@ func (s *Store) CheckIn(ctx context.Context, campaignID int64, t CheckinTarget, 
 		return nil
 	})
 	return out, err
+}
+
+// A holdout customer who turns up anyway (brought by a colleague, say) is
+// a real guest at the door and is checked in; but they are no longer a
+// control. The check-in that makes their attendance also takes their
+// invitation out of the holdout, as a walk-in never sent anything, so ROI
+// counts them with the attendees the door counted instead of leaving a
+// promoted attendee's revenue in the control group, and the door's search
+// shows them (to undo a mistaken tap). These columns go in the same UPDATE,
+// read from the row before it (PostgreSQL and SQLite alike).
+const (
+	leaveHoldoutReason = "holdout: came to the event, left the control group; never sent"
+	leaveHoldoutSQL    = `holdout = false, walk_in = (walk_in OR holdout),
+		status = CASE WHEN holdout THEN 'suppressed' ELSE status END,
+		status_reason = CASE WHEN holdout THEN '` + leaveHoldoutReason + `' ELSE status_reason END`
+)
+
+// arrivalColumns adds leaving the holdout to a check-in's columns.
+func arrivalColumns(cols map[string]any) map[string]any {
+	cols["holdout"] = false
+	cols["walk_in"] = gorm.Expr("walk_in OR holdout")
+	cols["status"] = gorm.Expr("CASE WHEN holdout THEN ? ELSE status END", InvSuppressed)
+	cols["status_reason"] = gorm.Expr("CASE WHEN holdout THEN ? ELSE status_reason END", leaveHoldoutReason)
+	return cols
 }
 
 func (c *Campaign) takesCheckins() error {
@@ -104,7 +128,8 @@ func repEmail(rep *User) string {
 // from it, and a first arrival is one conditional UPDATE and its credit.
 // (Ten statements in one transaction made 566 check-ins a second.)
 func (s *Store) checkInInvitee(ctx context.Context, campaignID int64, t CheckinTarget, rep *User) (*CheckinResult, error) {
-	q := `SELECT c.kind, c.status, COALESCE(c.rules, ''), i.id, i.campaign_id, i.customer_id, i.attended, i.checked_in_at, i.walk_in, cu.name, cu.level
+	q := `SELECT c.kind, c.status, COALESCE(c.rules, ''), i.id, i.campaign_id, i.customer_id, i.attended, i.checked_in_at, i.walk_in,
+			i.holdout, cu.name, cu.level
 		FROM campaigns c `
 	args := []any{campaignID}
 	if tok := strings.TrimSpace(t.Token); tok != "" {
@@ -128,13 +153,13 @@ func (s *Store) checkInInvitee(ctx context.Context, campaignID int64, t CheckinT
 	var (
 		c                        Campaign
 		invID, invCampaign, cust sql.NullInt64
-		attended, walkIn         sql.NullBool
+		attended, walkIn, held   sql.NullBool
 		checkedIn                sql.NullTime
 		name                     sql.NullString
 		level                    sql.NullInt16
 	)
 	err := s.sqlDB.QueryRowContext(ctx, s.rebind(q), args...).Scan(&c.Kind, &c.Status, &c.Rules, &invID, &invCampaign, &cust,
-		&attended, &checkedIn, &walkIn, &name, &level)
+		&attended, &checkedIn, &walkIn, &held, &name, &level)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, Errorf(ENOTFOUND, "campaign %d not found", campaignID)
 	}
@@ -153,7 +178,8 @@ func (s *Store) checkInInvitee(ctx context.Context, campaignID int64, t CheckinT
 	case invCampaign.Int64 != campaignID:
 		return nil, Errorf(ENOTFOUND, "this code belongs to another event")
 	}
-	out := &CheckinResult{InvitationID: invID.Int64, CustomerID: cust.Int64, Name: name.String, Level: Level(level.Int16), WalkIn: walkIn.Bool}
+	out := &CheckinResult{InvitationID: invID.Int64, CustomerID: cust.Int64, Name: name.String, Level: Level(level.Int16),
+		WalkIn: walkIn.Bool || held.Bool} // a holdout arriving leaves the holdout as a walk-in
 	if attended.Bool && checkedIn.Valid {
 		out.CheckedInAt = checkedIn.Time.UTC()
 		return out, nil
@@ -208,7 +234,7 @@ func (s *Store) settleArrivals(ctx context.Context, campaignID int64, batch []*a
 		created := map[int64]bool{}
 		for k, id := range ids {
 			res := tx.Model(&Invitation{}).Where("id = ? AND NOT attended", id).
-				Updates(map[string]any{"attended": true, "checked_in_at": now, "checked_in_by": bys[k], "updated_at": now})
+				Updates(arrivalColumns(map[string]any{"attended": true, "checked_in_at": now, "checked_in_by": bys[k], "updated_at": now}))
 			if res.Error != nil {
 				return res.Error
 			}
@@ -308,7 +334,7 @@ func (s *Store) settleArrivalsPipelined(ctx context.Context, campaignID int64, b
 		b.Queue("BEGIN")
 		b.Queue(`SELECT 1 FROM campaigns WHERE id = $1 FOR SHARE`, campaignID)
 		b.Queue(`SELECT id FROM invitations WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
-		b.Queue(`UPDATE invitations AS i SET attended = true, checked_in_at = $1, checked_in_by = v.by, updated_at = $1
+		b.Queue(`UPDATE invitations AS i SET attended = true, checked_in_at = $1, checked_in_by = v.by, updated_at = $1, `+leaveHoldoutSQL+`
 			FROM unnest($2::bigint[], $3::text[]) AS v(id, by) WHERE i.id = v.id AND NOT i.attended RETURNING i.id`, now, ids, bys)
 		if len(rules) > 0 {
 			queueLockAndHeldCredits(b, custs, keys)

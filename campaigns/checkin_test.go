@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -54,5 +55,62 @@ func TestConcurrentWalkInChecksInOnce(t *testing.T) {
 				res[0].CustomerID).Scan(&created0).Error)
 			require.EqualValues(t, 1, created0, "one 'created' row in the ledger")
 		}
+	})
+}
+
+// A holdout customer who turns up at the door is checked in (a real guest),
+// whether found by customer id or added as a walk-in with their email, and
+// leaves the control group: ROI counts them with the attendees the door
+// counted, the holdout no longer holds a promoted attendee, nothing is
+// sent to them, and the door's search finds them (to undo a mistaken tap).
+func TestHoldoutGuestAtTheDoorLeavesTheHoldout(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		addCustomers(t, s, 10, fmt.Sprintf("hw%d-", time.Now().UnixNano()%100000))
+		in := eventInput("Held")
+		in.HoldoutPercent = 50
+		c := startCampaign(t, s, in)
+		var held []campaigns.Invitation
+		require.NoError(t, s.DB().Where("campaign_id = ? AND holdout", c.ID).Order("id").Find(&held).Error)
+		require.GreaterOrEqual(t, len(held), 2)
+		require.NoError(t, s.DB().Table("campaigns").Where("id = ?", c.ID).Update("status", campaigns.StatusSent).Error)
+		before, err := s.CampaignROI(ctx, c.ID)
+		require.NoError(t, err)
+
+		byID, err := s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{CustomerID: held[0].CustomerID}, nil)
+		require.NoError(t, err)
+		require.True(t, byID.Created)
+		require.True(t, byID.WalkIn, "came without an invitation")
+		cu, err := s.Customer(ctx, held[1].CustomerID)
+		require.NoError(t, err)
+		walkIn, err := s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{Name: cu.Name, Email: cu.Email}, nil)
+		require.NoError(t, err)
+		require.Equal(t, held[1].ID, walkIn.InvitationID, "their own invitation, not a second one")
+		require.True(t, walkIn.Created)
+
+		for _, h := range held[:2] {
+			var got campaigns.Invitation
+			require.NoError(t, s.DB().First(&got, h.ID).Error)
+			require.True(t, got.Attended)
+			require.False(t, got.Holdout, "a guest who attended is no longer a control")
+			require.True(t, got.WalkIn)
+			require.Equal(t, campaigns.InvSuppressed, got.Status, "never to be sent")
+			require.Contains(t, got.StatusReason, "holdout")
+		}
+		found, err := s.SearchInvitees(ctx, c.ID, cu.Email, 5)
+		require.NoError(t, err)
+		require.Len(t, found, 1, "the door's search finds them")
+		roi, err := s.CampaignROI(ctx, c.ID)
+		require.NoError(t, err)
+		require.EqualValues(t, 2, roi.Attendees)
+		require.Equal(t, before.Incremental.Holdout-2, roi.Incremental.Holdout)
+		counts, err := s.CheckinCounts(ctx, c.ID)
+		require.NoError(t, err)
+		require.EqualValues(t, 2, counts.Arrived)
+
+		// A second tap changes nothing more.
+		again, err := s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{CustomerID: held[0].CustomerID}, nil)
+		require.NoError(t, err)
+		require.False(t, again.Created)
 	})
 }
