@@ -132,7 +132,7 @@ func (a *App) undoCheckinForm(c *fiber.Ctx) error {
 	if err != nil {
 		return &campaigns.Error{Code: campaigns.EINVALID, Message: "no guest", Fields: map[string]string{"invitation_id": "is required"}}
 	}
-	if err := a.store.UndoCheckIn(c.UserContext(), id, inv); err != nil {
+	if err := a.store.UndoCheckIn(c.UserContext(), id, inv, principalUser(c)); err != nil {
 		return err
 	}
 	if c.Get("Accept") == "application/json" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -52,7 +53,7 @@ func (s *Store) CheckIn(ctx context.Context, campaignID int64, t CheckinTarget, 
 		if err := c.takesCheckins(); err != nil {
 			return err
 		}
-		inv, walkIn, err := s.findWalkIn(tx, &c, t, rep)
+		inv, round, walkIn, err := s.findWalkIn(tx, &c, t, rep)
 		if err != nil {
 			return err
 		}
@@ -64,7 +65,8 @@ func (s *Store) CheckIn(ctx context.Context, campaignID int64, t CheckinTarget, 
 		}
 		created := res.RowsAffected == 1
 		if created {
-			if err := s.credit(tx, &c, inv.CustomerID, TriggerAttended, CampaignSource(c.ID), actorOf(rep)); err != nil {
+			if _, err := s.creditManyRounds(tx, &c, []int64{inv.CustomerID}, map[int64]int{inv.CustomerID: round},
+				TriggerAttended, CampaignSource(c.ID), actorOf(rep)); err != nil {
 				return err
 			}
 		}
@@ -129,7 +131,7 @@ func repEmail(rep *User) string {
 // (Ten statements in one transaction made 566 check-ins a second.)
 func (s *Store) checkInInvitee(ctx context.Context, campaignID int64, t CheckinTarget, rep *User) (*CheckinResult, error) {
 	q := `SELECT c.kind, c.status, COALESCE(c.rules, ''), i.id, i.campaign_id, i.customer_id, i.attended, i.checked_in_at, i.walk_in,
-			i.holdout, cu.name, cu.level
+			i.holdout, i.attended_undone, cu.name, cu.level
 		FROM campaigns c `
 	args := []any{campaignID}
 	if tok := strings.TrimSpace(t.Token); tok != "" {
@@ -156,10 +158,11 @@ func (s *Store) checkInInvitee(ctx context.Context, campaignID int64, t CheckinT
 		attended, walkIn, held   sql.NullBool
 		checkedIn                sql.NullTime
 		name                     sql.NullString
+		round                    sql.NullInt64
 		level                    sql.NullInt16
 	)
 	err := s.sqlDB.QueryRowContext(ctx, s.rebind(q), args...).Scan(&c.Kind, &c.Status, &c.Rules, &invID, &invCampaign, &cust,
-		&attended, &checkedIn, &walkIn, &held, &name, &level)
+		&attended, &checkedIn, &walkIn, &held, &round, &name, &level)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, Errorf(ENOTFOUND, "campaign %d not found", campaignID)
 	}
@@ -187,7 +190,7 @@ func (s *Store) checkInInvitee(ctx context.Context, campaignID int64, t CheckinT
 	// First arrivals are written together with the event's others
 	// (groupcommit.go): at a busy door, one commit for many guests.
 	got, err := s.arrivals.submit(ctx, campaignID, &arrival{invID: out.InvitationID, customerID: out.CustomerID,
-		c: c, by: repEmail(rep), actor: actorOf(rep)}, s.settleArrivals)
+		c: c, by: repEmail(rep), actor: actorOf(rep), round: int(round.Int64)}, s.settleArrivals)
 	if err != nil {
 		return nil, err
 	}
@@ -203,6 +206,7 @@ type arrival struct {
 	invID, customerID int64
 	c                 Campaign // kind, status and rules, for the credit
 	by, actor         string   // the rep
+	round             int      // attended credits of this invitation undone (creditKey)
 }
 
 // arrived is what writing an arrival did.
@@ -266,8 +270,9 @@ func (s *Store) settleArrivals(ctx context.Context, campaignID int64, batch []*a
 			}
 		}
 		levels := map[int64]Level{}
+		rounds := arrivalRounds(batch)
 		for _, actor := range actors {
-			got, err := s.creditMany(tx, &batch[0].c, byActor[actor], TriggerAttended, CampaignSource(campaignID), actor)
+			got, err := s.creditManyRounds(tx, &batch[0].c, byActor[actor], rounds, TriggerAttended, CampaignSource(campaignID), actor)
 			if err != nil {
 				return err
 			}
@@ -279,6 +284,21 @@ func (s *Store) settleArrivals(ctx context.Context, campaignID int64, batch []*a
 		return nil
 	})
 	return outs, err
+}
+
+// arrivalRounds maps the customers of a batch to their credit round, when
+// not 0.
+func arrivalRounds(batch []*arrival) map[int64]int {
+	var out map[int64]int
+	for _, a := range batch {
+		if a.round != 0 {
+			if out == nil {
+				out = map[int64]int{}
+			}
+			out[a.customerID] = a.round
+		}
+	}
+	return out
 }
 
 // notCreated is the invitations of ids this batch did not check in.
@@ -316,7 +336,9 @@ func arrivalOutcomes(outs []arrived, batch []*arrival, first map[int64]int, crea
 func (s *Store) settleArrivalsPipelined(ctx context.Context, campaignID int64, batch []*arrival, first map[int64]int,
 	ids []int64, bys []string, now time.Time) ([]arrived, error) {
 	source := CampaignSource(campaignID)
-	rules, keys := rulesFor(&batch[0].c, TriggerAttended, source)
+	rules, _ := rulesFor(&batch[0].c, TriggerAttended, source)
+	rounds := arrivalRounds(batch)
+	keys := roundKeys(rules, source, rounds)
 	var custs []int64
 	for _, i := range first {
 		custs = append(custs, batch[i].customerID)
@@ -353,6 +375,7 @@ func (s *Store) settleArrivalsPipelined(ctx context.Context, campaignID int64, b
 			}
 			if len(rules) > 0 {
 				cur, done, err = readLevelsAndHeldCredits(br)
+				setRounds(cur, rounds)
 			}
 			return err
 		}); err != nil {
@@ -436,8 +459,9 @@ func actorOf(u *User) string {
 	return u.Email
 }
 
-// findWalkIn finds or creates a walk-in's customer and invitation.
-func (s *Store) findWalkIn(tx *gorm.DB, c *Campaign, t CheckinTarget, rep *User) (*Invitation, bool, error) {
+// findWalkIn finds or creates a walk-in's customer and invitation, with
+// the invitation's credit round (arrival.round).
+func (s *Store) findWalkIn(tx *gorm.DB, c *Campaign, t CheckinTarget, rep *User) (*Invitation, int, bool, error) {
 	lock := func(q *gorm.DB) *gorm.DB {
 		if s.dialect == config.Postgres {
 			return q.Clauses(clause.Locking{Strength: "UPDATE"})
@@ -456,7 +480,7 @@ func (s *Store) findWalkIn(tx *gorm.DB, c *Campaign, t CheckinTarget, rep *User)
 		v.Add("email", "%s", err.Error())
 	}
 	if err := v.Err(); err != nil {
-		return nil, false, err
+		return nil, 0, false, err
 	}
 	var cu Customer
 	err = tx.Where("email = ?", email).Take(&cu).Error
@@ -474,56 +498,146 @@ func (s *Store) findWalkIn(tx *gorm.DB, c *Campaign, t CheckinTarget, rep *User)
 		// does nothing, and the guest is read as the first one made them.
 		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Omit("Owner").Create(&cu)
 		if res.Error != nil {
-			return nil, false, res.Error
+			return nil, 0, false, res.Error
 		}
 		if res.RowsAffected == 0 {
 			if err := tx.Where("email = ?", email).Take(&cu).Error; err != nil {
-				return nil, false, err
+				return nil, 0, false, err
 			}
 			break
 		}
 		if err := recordCreated(tx, []*Customer{&cu}, "walk_in", CampaignSource(c.ID), actorOf(rep), now); err != nil {
-			return nil, false, err
+			return nil, 0, false, err
 		}
 	case err != nil:
-		return nil, false, err
+		return nil, 0, false, err
+	}
+	var found struct {
+		Invitation     `gorm:"embedded"`
+		AttendedUndone int
 	}
 	byGuest := func() error {
-		return lock(tx).Where("campaign_id = ? AND customer_id = ?", c.ID, cu.ID).Take(&inv).Error
+		err := lock(tx).Model(&Invitation{}).Where("campaign_id = ? AND customer_id = ?", c.ID, cu.ID).Take(&found).Error
+		inv = found.Invitation
+		return err
 	}
 	if err := byGuest(); err == nil {
-		return &inv, false, nil // they were invited after all
+		return &inv, found.AttendedUndone, false, nil // they were invited after all
 	} else if !errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, false, err
+		return nil, 0, false, err
 	}
 	now := s.now()
 	inv = Invitation{CampaignID: c.ID, CustomerID: cu.ID, Email: cu.Email, Run: max(c.Runs, 1), Status: InvSuppressed,
 		StatusReason: "walk-in: never sent", RSVP: RSVPNone, WalkIn: true, CreatedAt: now, UpdatedAt: now}
 	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&inv)
 	if res.Error != nil {
-		return nil, false, res.Error
+		return nil, 0, false, res.Error
 	}
 	if res.RowsAffected == 0 { // another rep's tap made it a moment ago
-		inv = Invitation{}
 		if err := byGuest(); err != nil {
-			return nil, false, err
+			return nil, 0, false, err
 		}
 	}
-	return &inv, true, nil
+	return &inv, found.AttendedUndone, true, nil
 }
 
-// UndoCheckIn takes back a mistaken tap. A promotion it credited stays:
-// levels never drop by themselves (a coordinator can set one by hand).
-func (s *Store) UndoCheckIn(ctx context.Context, campaignID, invitationID int64) error {
-	res := s.db.WithContext(ctx).Model(&Invitation{}).Where("id = ? AND campaign_id = ?", invitationID, campaignID).
-		Updates(map[string]any{"attended": false, "checked_in_at": nil, "checked_in_by": "", "updated_at": s.now()})
-	if res.Error != nil {
-		return res.Error
+// RuleCheckinUndone is the ledger rule of an undone check-in.
+const RuleCheckinUndone = "checkin_undone"
+
+// UndoCheckIn takes back a mistaken tap, and the promotion it credited,
+// in one transaction. The ledger is append-only, so the credit's row stays
+// and a compensating row (rule checkin_undone, by the rep who undid it)
+// restores the level before it, when the attended credit is still the
+// customer's last change. When later changes followed (a purchase, a level
+// set by hand) the level stays where they put it, and the row records the
+// undo with the level unchanged and says why. A guest not checked in is
+// left as is.
+func (s *Store) UndoCheckIn(ctx context.Context, campaignID, invitationID int64, by *User) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		lock := func(q *gorm.DB) *gorm.DB { // invitation, then customer: as check-ins take them
+			if s.dialect == config.Postgres {
+				return q.Clauses(clause.Locking{Strength: "UPDATE"})
+			}
+			return q
+		}
+		var inv struct {
+			CustomerID     int64
+			Attended       bool
+			AttendedUndone int
+		}
+		if err := lock(tx.Model(&Invitation{}).Select("customer_id, attended, attended_undone")).
+			Where("id = ? AND campaign_id = ?", invitationID, campaignID).Take(&inv).Error; err != nil {
+			return notFound(err, "invitation "+itoa(invitationID)+" in campaign", campaignID)
+		}
+		if !inv.Attended {
+			return nil
+		}
+		var c Campaign
+		if err := tx.Select("id, rules").Take(&c, campaignID).Error; err != nil {
+			return notFound(err, "campaign", campaignID)
+		}
+		now := s.now()
+		cols := map[string]any{"attended": false, "checked_in_at": nil, "checked_in_by": "", "updated_at": now}
+		undone, err := s.undoAttendedCredit(tx, lock, &c, inv.CustomerID, inv.AttendedUndone, actorOf(by), now)
+		if err != nil {
+			return err
+		}
+		if undone { // the next real check-in credits under a key of its own
+			cols["attended_undone"] = inv.AttendedUndone + 1
+		}
+		return tx.Model(&Invitation{}).Where("id = ?", invitationID).Updates(cols).Error
+	})
+}
+
+// undoAttendedCredit takes back a customer's attended credit of round
+// from campaign c (see UndoCheckIn), saying whether the level went back.
+func (s *Store) undoAttendedCredit(tx *gorm.DB, lock func(*gorm.DB) *gorm.DB, c *Campaign, customerID int64, round int,
+	actor string, now time.Time) (bool, error) {
+	source := CampaignSource(c.ID)
+	rules, _ := rulesFor(c, TriggerAttended, source)
+	if len(rules) == 0 {
+		return false, nil
 	}
-	if res.RowsAffected == 0 {
-		return Errorf(ENOTFOUND, "invitation %d not found in campaign %d", invitationID, campaignID)
+	keys := make([]string, len(rules))
+	for i, r := range rules {
+		keys[i] = creditKey(r.Name, source, round)
 	}
-	return nil
+	var cu struct{ Level Level }
+	if err := lock(tx.Model(&Customer{}).Select("level")).Where("id = ?", customerID).Take(&cu).Error; err != nil {
+		return false, notFound(err, "customer", customerID)
+	}
+	var credits []LedgerEntry
+	if err := tx.Where("customer_id = ? AND credit_key IN ?", customerID, keys).Order("id").Find(&credits).Error; err != nil {
+		return false, err
+	}
+	if len(credits) == 0 { // the check-in moved no level
+		return false, nil
+	}
+	first, last := credits[0], credits[len(credits)-1]
+	var later []int64
+	if err := tx.Model(&LedgerEntry{}).Where("customer_id = ? AND id > ?", customerID, first.ID).Order("id").
+		Pluck("id", &later).Error; err != nil {
+		return false, err
+	}
+	later = slices.DeleteFunc(later, func(id int64) bool {
+		return slices.ContainsFunc(credits, func(e LedgerEntry) bool { return e.ID == id })
+	})
+	e := LedgerEntry{CustomerID: customerID, FromLevel: cu.Level, ToLevel: cu.Level, Rule: RuleCheckinUndone, Source: source,
+		Actor: actor, CreatedAt: now}
+	back := len(later) == 0 && cu.Level == last.ToLevel
+	if back {
+		e.ToLevel = first.FromLevel
+		e.Note = fmt.Sprintf("check-in undone: reverses the attended credit (ledger #%d, level %d to %d)",
+			first.ID, first.FromLevel, last.ToLevel)
+		if err := tx.Model(&Customer{}).Where("id = ?", customerID).
+			Updates(map[string]any{"level": e.ToLevel, "updated_at": now}).Error; err != nil {
+			return false, err
+		}
+	} else {
+		e.Note = fmt.Sprintf("check-in undone: the attended credit (ledger #%d, level %d to %d) stands, "+
+			"because later level changes followed it; set the level by hand if it should go back", first.ID, first.FromLevel, last.ToLevel)
+	}
+	return back, tx.Create(&e).Error
 }
 
 // Invitee is one row of the check-in list.

@@ -114,3 +114,90 @@ func TestHoldoutGuestAtTheDoorLeavesTheHoldout(t *testing.T) {
 		require.False(t, again.Created)
 	})
 }
+
+// Undoing a mistaken check-in takes back the attended promotion with a
+// compensating ledger row by the rep who undid it; a later real check-in
+// promotes again, once. When later changes followed the credit, the level
+// stays and the ledger says the check-in was undone and why the level
+// stands.
+func TestUndoCheckInTakesBackThePromotion(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		c, cl := sentEvent(t, s, 2, 10, 0)
+		rep, err := s.CreateUser(ctx, campaigns.NewUser{Email: fmt.Sprintf("rep%d@example.com", time.Now().UnixNano()),
+			Role: campaigns.RoleRep, Password: "a long password"})
+		require.NoError(t, err)
+		level := func(id int64) campaigns.Level {
+			cu, err := s.Customer(ctx, id)
+			require.NoError(t, err)
+			return cu.Level
+		}
+		lastEntry := func(id int64) campaigns.LedgerEntry {
+			led, err := s.Ledger(ctx, id)
+			require.NoError(t, err)
+			return led[len(led)-1]
+		}
+		attendedCredits := func(id int64) (n int64) {
+			require.NoError(t, s.DB().Raw(`SELECT count(*) FROM level_ledger WHERE customer_id = ? AND rule = 'attended'`, id).Scan(&n).Error)
+			return n
+		}
+
+		who := cl[0].CustomerID
+		before := level(who)
+		for round := 1; round <= 2; round++ {
+			res, err := s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{CustomerID: who}, rep)
+			require.NoError(t, err)
+			require.True(t, res.Created)
+			require.Equal(t, campaigns.LevelAcquaintance, level(who), "round %d: the check-in promotes", round)
+			require.EqualValues(t, round, attendedCredits(who))
+			_, err = s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{CustomerID: who}, rep) // a second tap
+			require.NoError(t, err)
+			require.EqualValues(t, round, attendedCredits(who), "round %d: one credit per check-in", round)
+
+			require.NoError(t, s.UndoCheckIn(ctx, c.ID, res.InvitationID, rep))
+			require.Equal(t, before, level(who), "round %d: the undone check-in leaves no promotion", round)
+			e := lastEntry(who)
+			require.Equal(t, campaigns.RuleCheckinUndone, e.Rule)
+			require.Equal(t, campaigns.LevelAcquaintance, e.FromLevel)
+			require.Equal(t, before, e.ToLevel)
+			require.Equal(t, rep.Email, e.Actor)
+			require.Equal(t, campaigns.CampaignSource(c.ID), e.Source)
+			require.Contains(t, e.Note, "reverses the attended credit")
+			var inv campaigns.Invitation
+			require.NoError(t, s.DB().First(&inv, res.InvitationID).Error)
+			require.False(t, inv.Attended)
+			require.NoError(t, s.UndoCheckIn(ctx, c.ID, res.InvitationID, rep)) // undoing twice changes nothing
+			require.Equal(t, campaigns.RuleCheckinUndone, lastEntry(who).Rule)
+			require.Equal(t, e.ID, lastEntry(who).ID)
+		}
+
+		// A walk-in, undone and checked in again, is promoted again.
+		walk := campaigns.CheckinTarget{Name: "Wally Walker", Email: "wally@example.com"}
+		w, err := s.CheckIn(ctx, c.ID, walk, rep)
+		require.NoError(t, err)
+		require.Equal(t, campaigns.LevelAcquaintance, level(w.CustomerID))
+		require.NoError(t, s.UndoCheckIn(ctx, c.ID, w.InvitationID, rep))
+		require.Equal(t, campaigns.LevelContact, level(w.CustomerID))
+		w, err = s.CheckIn(ctx, c.ID, walk, rep)
+		require.NoError(t, err)
+		require.True(t, w.Created)
+		require.Equal(t, campaigns.LevelAcquaintance, level(w.CustomerID))
+
+		// A change after the credit: the level it set stands.
+		other := cl[1].CustomerID
+		res, err := s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{CustomerID: other}, rep)
+		require.NoError(t, err)
+		_, err = s.SetLevel(ctx, other, campaigns.LevelGoodCustomer, "bought twice by phone", nil)
+		require.NoError(t, err)
+		require.NoError(t, s.UndoCheckIn(ctx, c.ID, res.InvitationID, rep))
+		require.Equal(t, campaigns.LevelGoodCustomer, level(other))
+		e := lastEntry(other)
+		require.Equal(t, campaigns.RuleCheckinUndone, e.Rule)
+		require.Equal(t, campaigns.LevelGoodCustomer, e.FromLevel)
+		require.Equal(t, campaigns.LevelGoodCustomer, e.ToLevel)
+		require.Contains(t, e.Note, "stands")
+		_, err = s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{CustomerID: other}, rep)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, attendedCredits(other), "the credit that stands is not given twice")
+	})
+}

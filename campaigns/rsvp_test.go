@@ -222,7 +222,7 @@ func TestCheckInOncePromotesOnce(t *testing.T) {
 		found, err := s.SearchInvitees(ctx, c.ID, "walk", 10)
 		require.NoError(t, err)
 		require.Len(t, found, 1)
-		require.NoError(t, s.UndoCheckIn(ctx, c.ID, found[0].InvitationID))
+		require.NoError(t, s.UndoCheckIn(ctx, c.ID, found[0].InvitationID, rep))
 	})
 }
 

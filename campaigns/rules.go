@@ -3,7 +3,9 @@ package campaigns
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"gorm.io/gorm"
@@ -118,7 +120,15 @@ func (s *Store) credit(tx txDB, c *Campaign, customerID int64, trigger, source, 
 // batches cannot deadlock; a customer since deleted is skipped. It returns
 // each customer's level afterwards.
 func (s *Store) creditMany(tx txDB, c *Campaign, customerIDs []int64, trigger, source, actor string) (map[int64]Level, error) {
-	rules, keys := rulesFor(c, trigger, source)
+	return s.creditManyRounds(tx, c, customerIDs, nil, trigger, source, actor)
+}
+
+// creditManyRounds is creditMany for the attended credit, whose key
+// carries each customer's round (creditKey): rounds maps a customer to
+// theirs, absent for 0.
+func (s *Store) creditManyRounds(tx txDB, c *Campaign, customerIDs []int64, rounds map[int64]int, trigger, source, actor string) (map[int64]Level, error) {
+	rules, _ := rulesFor(c, trigger, source)
+	keys := roundKeys(rules, source, rounds)
 	if len(rules) == 0 || len(customerIDs) == 0 {
 		return nil, nil
 	}
@@ -134,6 +144,7 @@ func (s *Store) creditMany(tx txDB, c *Campaign, customerIDs []int64, trigger, s
 	if err := q.Find(&cur).Error; err != nil {
 		return nil, err
 	}
+	setRounds(cur, rounds)
 	var done []heldCredit
 	inCust, custArg := idsIn(tx, "customer_id", ids)
 	if err := tx.Model(&LedgerEntry{}).Select("customer_id, credit_key").Where(inCust+" AND credit_key IN ?", custArg, keys).
@@ -153,10 +164,48 @@ func (s *Store) creditMany(tx txDB, c *Campaign, customerIDs []int64, trigger, s
 	return plan.level, insertLedger(tx, plan.entries)
 }
 
-// customerLevel is a customer's level as read for a credit.
+// customerLevel is a customer's level as read for a credit, and the round
+// of the credit (creditKey), set after the read.
 type customerLevel struct {
 	ID    int64
 	Level Level
+	Round int `db:"-" gorm:"-"`
+}
+
+// creditKey is the key that makes a rule credit a customer once per
+// source. An undone check-in takes back its attended credit with a
+// compensating ledger row, but the append-only ledger keeps the credit's
+// row and key; round (how many attended credits of the invitation were
+// undone) gives the next real check-in a key of its own. Keys still end
+// in "|" + source.
+func creditKey(rule, source string, round int) string {
+	if round == 0 {
+		return rule + "|" + source
+	}
+	return rule + "#" + strconv.Itoa(round+1) + "|" + source
+}
+
+// roundKeys is the credit keys of rules for the rounds given (and round 0).
+func roundKeys(rules []Rule, source string, rounds map[int64]int) []string {
+	var keys []string
+	seen := map[int]bool{}
+	for _, r := range append([]int{0}, slices.Collect(maps.Values(rounds))...) {
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		for _, rule := range rules {
+			keys = append(keys, creditKey(rule.Name, source, r))
+		}
+	}
+	return keys
+}
+
+// setRounds sets the round of each customer read for a credit.
+func setRounds(cur []customerLevel, rounds map[int64]int) {
+	for i := range cur {
+		cur[i].Round = rounds[cur[i].ID]
+	}
 }
 
 // heldCredit is a credit a customer already has.
@@ -201,8 +250,8 @@ func planCredits(rules []Rule, cur []customerLevel, done []heldCredit, source, a
 		from[c.ID], p.level[c.ID] = c.Level, c.Level
 	}
 	for _, r := range rules {
-		key := r.Name + "|" + source
 		for _, c := range cur {
+			key := creditKey(r.Name, source, c.Round)
 			if held[heldCredit{c.ID, key}] {
 				continue
 			}

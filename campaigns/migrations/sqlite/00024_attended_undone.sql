@@ -1,0 +1,7 @@
+-- See postgres/00024_attended_undone.sql.
+
+-- +goose Up
+ALTER TABLE invitations ADD COLUMN attended_undone INTEGER NOT NULL DEFAULT 0;
+
+-- +goose Down
+ALTER TABLE invitations DROP COLUMN attended_undone;
