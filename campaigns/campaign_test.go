@@ -489,11 +489,11 @@ func TestEmailEventsApplyOnceInAnyOrder(t *testing.T) {
 		require.NoError(t, err)
 		now := time.Now()
 		evs := []campaigns.EmailEvent{
-			{SGEventID: "e-3", InvitationID: &inv[1], Event: "delivered", OccurredAt: now.Add(2 * time.Second)},
-			{SGEventID: "e-2", InvitationID: &inv[1], Event: "bounce", Reason: "550 no such user", OccurredAt: now.Add(time.Second)},
-			{SGEventID: "e-1", InvitationID: &inv[0], Event: "delivered", OccurredAt: now},
-			{SGEventID: "e-4", InvitationID: &inv[2], Event: "spamreport", OccurredAt: now},
-			{SGEventID: "e-5", InvitationID: &inv[0], Event: "open", OccurredAt: now},
+			{SGEventID: "e-3", InvitationID: &inv[1], Email: cl[1].Email, Event: "delivered", OccurredAt: now.Add(2 * time.Second)},
+			{SGEventID: "e-2", InvitationID: &inv[1], Email: cl[1].Email, Event: "bounce", Reason: "550 no such user", OccurredAt: now.Add(time.Second)},
+			{SGEventID: "e-1", InvitationID: &inv[0], Email: cl[0].Email, Event: "delivered", OccurredAt: now},
+			{SGEventID: "e-4", InvitationID: &inv[2], Email: cl[2].Email, Event: "spamreport", OccurredAt: now},
+			{SGEventID: "e-5", InvitationID: &inv[0], Email: cl[0].Email, Event: "open", OccurredAt: now},
 		}
 		for round := 0; round < 3; round++ {
 			n, err := s.ApplyEmailEvents(ctx, append([]campaigns.EmailEvent(nil), evs...))
@@ -574,19 +574,19 @@ func TestEmailEventsFirstOfEachKindCounts(t *testing.T) {
 		t0 := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
 		at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
 		evs := []campaigns.EmailEvent{
-			{SGEventID: "k1", InvitationID: &inv[0], Event: "delivered", OccurredAt: at(5)},
-			{SGEventID: "k2", InvitationID: &inv[0], Event: "open", OccurredAt: at(9)},
-			{SGEventID: "k3", InvitationID: &inv[0], Event: "delivered", OccurredAt: at(1)},
-			{SGEventID: "k4", InvitationID: &inv[0], Event: "open", OccurredAt: at(2)},
-			{SGEventID: "k5", InvitationID: &inv[0], Event: "click", OccurredAt: at(7)},
-			{SGEventID: "k6", InvitationID: &inv[0], Event: "click", OccurredAt: at(3)},
-			{SGEventID: "k7", InvitationID: &inv[1], Event: "delivered", OccurredAt: at(1)},
-			{SGEventID: "k8", InvitationID: &inv[1], Event: "bounce", Reason: "550", OccurredAt: at(2)},
-			{SGEventID: "k9", InvitationID: &inv[2], Event: "bounce", Reason: "550", OccurredAt: at(1)},
-			{SGEventID: "k10", InvitationID: &inv[2], Event: "delivered", OccurredAt: at(2)},
+			{SGEventID: "k1", InvitationID: &inv[0], Email: cl[0].Email, Event: "delivered", OccurredAt: at(5)},
+			{SGEventID: "k2", InvitationID: &inv[0], Email: cl[0].Email, Event: "open", OccurredAt: at(9)},
+			{SGEventID: "k3", InvitationID: &inv[0], Email: cl[0].Email, Event: "delivered", OccurredAt: at(1)},
+			{SGEventID: "k4", InvitationID: &inv[0], Email: cl[0].Email, Event: "open", OccurredAt: at(2)},
+			{SGEventID: "k5", InvitationID: &inv[0], Email: cl[0].Email, Event: "click", OccurredAt: at(7)},
+			{SGEventID: "k6", InvitationID: &inv[0], Email: cl[0].Email, Event: "click", OccurredAt: at(3)},
+			{SGEventID: "k7", InvitationID: &inv[1], Email: cl[1].Email, Event: "delivered", OccurredAt: at(1)},
+			{SGEventID: "k8", InvitationID: &inv[1], Email: cl[1].Email, Event: "bounce", Reason: "550", OccurredAt: at(2)},
+			{SGEventID: "k9", InvitationID: &inv[2], Email: cl[2].Email, Event: "bounce", Reason: "550", OccurredAt: at(1)},
+			{SGEventID: "k10", InvitationID: &inv[2], Email: cl[2].Email, Event: "delivered", OccurredAt: at(2)},
 			{SGEventID: "k11", Event: "delivered", Email: "someone@elsewhere.example.com", OccurredAt: at(1)},
 			{SGEventID: "k12", InvitationID: ptr(int64(1 << 40)), Event: "open", OccurredAt: at(1)},
-			{SGEventID: "k13", InvitationID: &inv[3], Event: "processed", OccurredAt: at(1)},
+			{SGEventID: "k13", InvitationID: &inv[3], Email: cl[3].Email, Event: "processed", OccurredAt: at(1)},
 		}
 		n, err := s.ApplyEmailEvents(ctx, evs)
 		require.NoError(t, err)
@@ -815,8 +815,10 @@ func TestCrossingWebhookBatchesDoNotDeadlock(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, len(cls), 400)
 	ids := make([]int64, len(cls))
+	emailOf := map[int64]string{}
 	for i, cl := range cls {
 		ids[i] = cl.ID
+		emailOf[cl.ID] = cl.Email
 	}
 	_, err = s.SettleSent(ctx, campaigns.QueueInvitations, "A", "d1", ids, "m", false)
 	require.NoError(t, err)
@@ -824,10 +826,10 @@ func TestCrossingWebhookBatchesDoNotDeadlock(t *testing.T) {
 	batch := func(round int, name string, delivered, opened []int64) []campaigns.EmailEvent {
 		var evs []campaigns.EmailEvent
 		for _, id := range delivered {
-			evs = append(evs, campaigns.EmailEvent{SGEventID: fmt.Sprintf("%d-%s-d-%d", round, name, id), InvitationID: ptr(id), Event: campaigns.EvDelivered, OccurredAt: time.Now()})
+			evs = append(evs, campaigns.EmailEvent{SGEventID: fmt.Sprintf("%d-%s-d-%d", round, name, id), InvitationID: ptr(id), Email: emailOf[id], Event: campaigns.EvDelivered, OccurredAt: time.Now()})
 		}
 		for _, id := range opened {
-			evs = append(evs, campaigns.EmailEvent{SGEventID: fmt.Sprintf("%d-%s-o-%d", round, name, id), InvitationID: ptr(id), Event: campaigns.EvOpen, OccurredAt: time.Now()})
+			evs = append(evs, campaigns.EmailEvent{SGEventID: fmt.Sprintf("%d-%s-o-%d", round, name, id), InvitationID: ptr(id), Email: emailOf[id], Event: campaigns.EvOpen, OccurredAt: time.Now()})
 		}
 		return evs
 	}

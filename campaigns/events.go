@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -54,18 +55,21 @@ func (s *Store) ApplyEmailEvents(ctx context.Context, evs []EmailEvent) (applied
 			}
 			eventIDs = append(eventIDs, evs[i].SGEventID)
 		}
-		known := map[int64]bool{}
+		emailOf := map[int64]string{} // our invitations the batch names, and their addresses
 		seen := map[string]bool{}
 		for start := 0; start < len(evs); start += 5000 {
 			end := min(start+5000, len(evs))
-			var ids []int64
+			var invs []struct {
+				ID    int64
+				Email string
+			}
 			if start < len(invIDs) {
-				if err := tx.Model(&Invitation{}).Where("id IN ?", invIDs[start:min(end, len(invIDs))]).Pluck("id", &ids).Error; err != nil {
+				if err := tx.Model(&Invitation{}).Select("id, email").Where("id IN ?", invIDs[start:min(end, len(invIDs))]).Scan(&invs).Error; err != nil {
 					return err
 				}
 			}
-			for _, id := range ids {
-				known[id] = true
+			for _, inv := range invs {
+				emailOf[inv.ID] = inv.Email
 			}
 			var old []string
 			if err := tx.Model(&EmailEvent{}).Where("sg_event_id IN ?", eventIDs[start:end]).Pluck("sg_event_id", &old).Error; err != nil {
@@ -83,7 +87,7 @@ func (s *Store) ApplyEmailEvents(ctx context.Context, evs []EmailEvent) (applied
 			}
 			seen[e.SGEventID] = true
 			e.ReceivedAt = now
-			if e.InvitationID != nil && !known[*e.InvitationID] {
+			if e.InvitationID != nil && !isOurs(e, emailOf) {
 				e.InvitationID = nil // from another system sharing the account
 			}
 			fresh = append(fresh, e)
@@ -119,6 +123,17 @@ func (s *Store) ApplyEmailEvents(ctx context.Context, evs []EmailEvent) (applied
 		return s.creditInvitations(tx, delivered, TriggerDelivered)
 	})
 	return applied, err
+}
+
+// isOurs says whether an event that names one of our invitation ids is
+// about that invitation. Another system on the same SendGrid account (a
+// staging copy, another app) may put the same number in custom_args; its
+// event is for another address, and applying it would fail our invitation
+// and bounce our customer. SendGrid always reports the recipient, so an
+// event without one is not taken as ours either.
+func isOurs(e EmailEvent, emailOf map[int64]string) bool {
+	want, ok := emailOf[*e.InvitationID]
+	return ok && e.Email != "" && strings.EqualFold(strings.TrimSpace(e.Email), strings.TrimSpace(want))
 }
 
 // lockInvitations locks every invitation a batch's events name, in id

@@ -50,7 +50,7 @@ func TestGiftROIMatchesAHandComputation(t *testing.T) {
 		var evs []campaigns.EmailEvent
 		for i, x := range cl[:3] {
 			id := x.ID
-			evs = append(evs, campaigns.EmailEvent{SGEventID: fmt.Sprint("d", i), InvitationID: &id, Event: "delivered", OccurredAt: t0})
+			evs = append(evs, campaigns.EmailEvent{SGEventID: fmt.Sprint("d", i), InvitationID: &id, Email: x.Email, Event: "delivered", OccurredAt: t0})
 		}
 		_, err = s.ApplyEmailEvents(ctx, evs)
 		require.NoError(t, err)
