@@ -290,7 +290,11 @@ func (s *Store) applyEvent(tx *gorm.DB, e *EmailEvent, delivered *[]Invitation) 
 		return nil
 	case EvBounce, EvDropped:
 		if e.InvitationID != nil {
-			if err := inv.Where("status IN ('sending', 'sent', 'delivered')").Updates(map[string]any{"status": InvFailed,
+			// Follow-ups (reminders, seats, updates, surveys) carry their
+			// invitation's id and go only to guests who answered or came:
+			// a bounce for such a guest is a follow-up's, or comes after
+			// the invitation reached them. Their consent still records it.
+			if err := inv.Where("status IN ('sending', 'sent', 'delivered') AND rsvp = ? AND NOT attended", RSVPNone).Updates(map[string]any{"status": InvFailed,
 				"status_reason": truncate(e.Event+": "+e.Reason, 500), "updated_at": s.now()}).Error; err != nil {
 				return err
 			}

@@ -84,3 +84,31 @@ func TestEmailEventForAnotherAddressIsNotOurs(t *testing.T) {
 		require.Equal(t, cl[2].ID, *kept[2].InvitationID)
 	})
 }
+
+// Follow-ups (reminders, seats, updates, surveys) carry their invitation's
+// id and go only to guests who answered or came. A bounce of one records
+// the customer as bounced but does not fail the invitation: the guest
+// answered it, so it reached them. A bounce of an invitation nobody
+// answered still fails it, after "delivered" too.
+func TestFollowupBounceKeepsAnsweredInvitation(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		cl := sentInvitations(t, s, 3, "fb")
+		for i, x := range cl {
+			_, err := s.ApplyEmailEvents(ctx, []campaigns.EmailEvent{{SGEventID: "d" + x.Email, InvitationID: &cl[i].ID,
+				Email: x.Email, Event: campaigns.EvDelivered, OccurredAt: time.Now()}})
+			require.NoError(t, err)
+		}
+		require.NoError(t, s.DB().Exec("UPDATE invitations SET rsvp = 'yes' WHERE id = ?", cl[0].ID).Error)
+		require.NoError(t, s.DB().Exec("UPDATE invitations SET attended = ? WHERE id = ?", true, cl[1].ID).Error)
+		for i, x := range cl {
+			_, err := s.ApplyEmailEvents(ctx, []campaigns.EmailEvent{{SGEventID: "b" + x.Email, InvitationID: &cl[i].ID,
+				Email: x.Email, Event: campaigns.EvBounce, Reason: "550 mailbox closed", OccurredAt: time.Now()}})
+			require.NoError(t, err)
+		}
+		for i, want := range []campaigns.InvitationStatus{campaigns.InvDelivered, campaigns.InvDelivered, campaigns.InvFailed} {
+			require.Equal(t, want, invitationByID(t, s, cl[i].ID).Status, "invitation %d", i)
+			require.Equal(t, campaigns.Bounced, consentOf(t, s, cl[i].CustomerID), "customer %d", i)
+		}
+	})
+}
