@@ -73,9 +73,14 @@ func (s *Store) enqueueFollowups(tx *gorm.DB, campaignID int64, kind, key string
 	return res.RowsAffected, res.Error
 }
 
-// EnqueueReminders queues each event's reminders once their time has come
+// EnqueueReminders queues each event's reminder once its time has come
 // (e.g. 48 hours before), for everyone who has said yes by then; it runs
 // every tick, so a yes that arrives later is still reminded, once.
+//
+// Only the latest reminder whose time has passed is queued: a yes that
+// arrives after several of them (one hour before an event with 48h and
+// 2h reminders) gets one reminder, not one per time passed back to back.
+// Those who said yes earlier had each earlier one at its time.
 func (s *Store) EnqueueReminders(ctx context.Context) (int64, error) {
 	var cs []Campaign
 	now := s.now()
@@ -86,16 +91,20 @@ func (s *Store) EnqueueReminders(ctx context.Context) (int64, error) {
 	var total int64
 	for i := range cs {
 		c := &cs[i]
-		for _, off := range c.ReminderOffsets() {
-			if now.Before(c.StartsAt.Add(-off)) {
-				continue
+		latest := time.Duration(0)
+		for _, off := range c.ReminderOffsets() { // furthest from the event first
+			if !now.Before(c.StartsAt.Add(-off)) {
+				latest = off
 			}
-			n, err := s.enqueueFollowups(s.db.WithContext(ctx), c.ID, FollowReminder, "reminder:"+off.String(), now, "rsvp = ?", RSVPYes)
-			if err != nil {
-				return total, err
-			}
-			total += n
 		}
+		if latest == 0 {
+			continue
+		}
+		n, err := s.enqueueFollowups(s.db.WithContext(ctx), c.ID, FollowReminder, "reminder:"+latest.String(), now, "rsvp = ?", RSVPYes)
+		if err != nil {
+			return total, err
+		}
+		total += n
 	}
 	return total, nil
 }

@@ -150,3 +150,37 @@ func TestSurveyAfterTheEvent(t *testing.T) {
 		require.Len(t, det, 3)
 	})
 }
+
+// An event with the reminders ["48h", "2h"] whose guest says yes one hour
+// before it starts gets one reminder on the next tick, not one per
+// reminder time already passed.
+func TestLateYesIsRemindedOnce(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		seedAudience(t, s, 2)
+		start := time.Now().Add(time.Hour)
+		c, err := s.CreateCampaign(ctx, campaigns.CampaignInput{Kind: campaigns.KindEvent, Name: "Golf",
+			TimeZone: "America/Chicago", Filter: campaigns.Filter{Metros: []string{"Chicago"}}, Reminders: &[]string{"48h", "2h"},
+			Event: &campaigns.EventFields{Venue: "Lakeside", StartsAt: &start, EndsAt: ptr(start.Add(4 * time.Hour)), Capacity: 40}}, "t")
+		require.NoError(t, err)
+		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
+		require.NoError(t, err)
+		d := dispatcher(t, s, jobs.NewOutbox(s), jobs.DispatchConfig{})
+		require.NoError(t, d.Tick(ctx))
+		items, _, err := s.Invitations(ctx, c.ID, 1, 10)
+		require.NoError(t, err)
+		require.NotEmpty(t, items)
+		require.NoError(t, s.DB().Exec("UPDATE invitations SET rsvp = 'yes' WHERE id = ?", items[0].ID).Error)
+		require.NoError(t, d.Tick(ctx))
+		require.NoError(t, d.Tick(ctx))
+		msgs, err := s.Outbox(ctx, c.ID, 100)
+		require.NoError(t, err)
+		reminders := 0
+		for _, m := range msgs {
+			if m.ToEmail == items[0].Email && m.Kind == campaigns.FollowReminder {
+				reminders++
+			}
+		}
+		require.Equal(t, 1, reminders)
+	})
+}
