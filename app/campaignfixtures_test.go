@@ -65,7 +65,9 @@ func (e *env) newSent() *eventFixture {
 			ToEmail: x.Email, ToName: x.Name, FromEmail: "events@example.com", Subject: "You're invited",
 			TextBody: "text", HTMLBody: "<p>html</p>", Headers: "{}", Attachments: "[]", CreatedAt: time.Now()})
 	}
-	require.NoError(e.t, e.store.StoreOutbox(ctx, msgs))
+	kept, err := e.store.StoreOutbox(ctx, batch, msgs)
+	require.NoError(e.t, err)
+	require.True(e.t, kept)
 	_, err = e.store.SettleSent(ctx, campaigns.QueueInvitations, "test", batch, ids, "m", true)
 	require.NoError(e.t, err)
 	out, err := e.store.Outbox(ctx, c.ID, 1)

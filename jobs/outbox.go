@@ -12,7 +12,8 @@ import (
 // Outbox is the Mailer used when no SendGrid key is set: every email is
 // rendered for its recipient and kept in the database, readable at /outbox,
 // so the whole flow works on a laptop. It keeps the same batch discipline
-// as SendGrid: a recalled batch's emails are removed.
+// as SendGrid: a recalled batch's emails are removed, and a send with its
+// id afterwards is not kept.
 type Outbox struct {
 	store *campaigns.Store
 }
@@ -57,12 +58,16 @@ func (o *Outbox) Send(ctx context.Context, b *Batch) (string, error) {
 			Subject: Personalize(b.Subject, r.Substitutions), TextBody: Personalize(b.Text, r.Substitutions),
 			HTMLBody: Personalize(b.HTML, r.Substitutions), Headers: string(hj), Attachments: string(aj), CreatedAt: now}
 	}
-	if err := o.store.StoreOutbox(ctx, msgs); err != nil {
+	// A batch cancelled before this send keeps nothing, and the send is
+	// answered as accepted, as SendGrid answers a send with a cancelled
+	// batch id: nothing of a recalled batch ever reaches anyone.
+	if _, err := o.store.StoreOutbox(ctx, b.ID, msgs); err != nil {
 		return "", &UncertainError{Err: err}
 	}
 	return b.ID, nil
 }
 
+// Cancel removes the batch's kept emails and refuses any later send of it.
 func (o *Outbox) Cancel(ctx context.Context, batchID string) error {
 	return o.store.CancelOutboxBatch(ctx, batchID)
 }
