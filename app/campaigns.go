@@ -182,6 +182,14 @@ func (a *App) apiInvitations(c *fiber.Ctx) error {
 	if items == nil {
 		items = []campaigns.Invitation{}
 	}
+	for i := range items {
+		// The contract's statuses are pending|sent|delivered|failed|
+		// suppressed. An invitation a worker holds mid-send ("sending"
+		// inside) is not known to be sent yet: to the outside it waits.
+		if items[i].Status == campaigns.InvSending {
+			items[i].Status = campaigns.InvPending
+		}
+	}
 	return c.JSON(fiber.Map{"items": items, "next_page": next})
 }
 
