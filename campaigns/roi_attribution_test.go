@@ -1,0 +1,138 @@
+package campaigns_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rapport/rapport/campaigns"
+	"github.com/rapport/rapport/campaigns/campaignstest"
+)
+
+// sentGift makes a sent gift campaign whose invitations are inserted as
+// the sender leaves them (run, holdout, status, sent_at): a standing gift's
+// runs months apart, without waiting for them.
+func sentGift(t *testing.T, s *campaigns.Store, name string, days int, invs []campaigns.Invitation) *campaigns.Campaign {
+	t.Helper()
+	ctx := context.Background()
+	c, err := s.CreateCampaign(ctx, campaigns.CampaignInput{Kind: campaigns.KindGift, Name: name, TimeZone: "UTC",
+		AttributionDays: ptr(days), Gift: &campaigns.GiftFields{Type: "free_upgrade", Fulfilment: "manual"}}, "t")
+	require.NoError(t, err)
+	require.NoError(t, s.DB().Table("campaigns").Where("id = ?", c.ID).Update("status", campaigns.StatusSent).Error)
+	for i := range invs {
+		invs[i].CampaignID, invs[i].RSVP = c.ID, "none"
+		invs[i].Email = fmt.Sprint(invs[i].CustomerID, "@x")
+		if invs[i].Status == "" {
+			invs[i].Status = campaigns.InvPending // the holdout is never sent
+		}
+		invs[i].CreatedAt = time.Now().UTC()
+		if invs[i].SentAt != nil {
+			invs[i].CreatedAt = *invs[i].SentAt
+		}
+		invs[i].UpdatedAt = invs[i].CreatedAt
+	}
+	require.NoError(t, s.DB().Create(&invs).Error)
+	return c
+}
+
+func recordBuy(t *testing.T, s *campaigns.Store, ext string, who, cents int64, at time.Time) {
+	t.Helper()
+	_, _, err := s.RecordPurchase(context.Background(), campaigns.PurchaseInput{ExternalID: ext, CustomerID: who,
+		AmountCents: &cents, PurchasedAt: &at}, "t")
+	require.NoError(t, err)
+}
+
+// A standing gift: run 2 reaches B 40 days after run 1, run 3 reaches C
+// 120 days in. Each recipient's window starts at their own gift: B's
+// purchase a month before B got anything is not the gift's return, and C's
+// the day after C's gift is (the campaign's first window had closed).
+func TestStandingGiftWindowIsEachRecipientsOwn(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		ids := addCustomers(t, s, 3, "rg")
+		a, b, cc := ids[0], ids[1], ids[2]
+		t0 := time.Now().UTC().Add(-300 * 24 * time.Hour).Truncate(time.Second)
+		at := func(d int) *time.Time { x := t0.Add(time.Duration(d) * 24 * time.Hour); return &x }
+		c := sentGift(t, s, "Monthly thanks", 90, []campaigns.Invitation{
+			{CustomerID: a, Run: 1, Status: campaigns.InvDelivered, SentAt: at(0)},
+			{CustomerID: b, Run: 2, Status: campaigns.InvDelivered, SentAt: at(40)},
+			{CustomerID: cc, Run: 3, Status: campaigns.InvDelivered, SentAt: at(120)},
+		})
+		recordBuy(t, s, "B-before-gift", b, 50000, *at(10))
+		recordBuy(t, s, "C-after-gift", cc, 20000, *at(121))
+		recordBuy(t, s, "C-window-end", cc, 7, *at(120 + 90)) // the end is excluded
+		roi, err := s.CampaignROI(ctx, c.ID)
+		require.NoError(t, err)
+		require.EqualValues(t, 20000, roi.RevenueCents, "only purchases after each recipient's own gift count")
+		require.Equal(t, *at(0), *roi.WindowFrom, "the window shown starts at the first send")
+		require.Equal(t, *at(120 + 90), *roi.WindowTo, "and ends attribution_days after the last")
+	})
+}
+
+// The holdout has no send of its own: its window starts at its run's first
+// send. A run-2 holdout customer's purchase before run 2 went out is not
+// compared with the treated; one after it is.
+func TestStandingGiftHoldoutWindowIsItsRuns(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		ids := addCustomers(t, s, 11, "rh")
+		t0 := time.Now().UTC().Add(-100 * 24 * time.Hour).Truncate(time.Second)
+		at := func(d int) time.Time { return t0.Add(time.Duration(d) * 24 * time.Hour) }
+		d0, d40 := at(0), at(40)
+		invs := []campaigns.Invitation{{CustomerID: ids[0], Run: 1, Status: campaigns.InvDelivered, SentAt: &d0}}
+		for k := 1; k <= 5; k++ {
+			invs = append(invs, campaigns.Invitation{CustomerID: ids[k], Run: 2, Status: campaigns.InvDelivered, SentAt: &d40})
+			invs = append(invs, campaigns.Invitation{CustomerID: ids[5+k], Run: 2, Holdout: true})
+		}
+		c := sentGift(t, s, "Monthly thanks", 30, invs)
+		require.NoError(t, s.DB().Table("campaigns").Where("id = ?", c.ID).Update("holdout_percent", 50).Error)
+		_, err := s.AddCost(ctx, c.ID, campaigns.CostInput{Category: "gifts", AmountCents: ptr(int64(1000)), Per: "fixed"}, "t")
+		require.NoError(t, err)
+		for k := 1; k <= 5; k++ { // treated: 1000..5000 the day after their gift
+			recordBuy(t, s, fmt.Sprint("T-", k), ids[k], int64(1000*k), at(41))
+		}
+		recordBuy(t, s, "H-before-run", ids[6], 90000, at(10)) // before run 2: not the holdout's window
+		recordBuy(t, s, "H-in-run", ids[7], 2000, at(45))
+
+		roi, err := s.CampaignROI(ctx, c.ID)
+		require.NoError(t, err)
+		require.EqualValues(t, 15000, roi.RevenueCents)
+		require.Equal(t, 6, roi.Incremental.Treated)
+		require.Equal(t, 5, roi.Incremental.Holdout)
+		require.True(t, roi.Incremental.Measurable, roi.Incremental.Reason)
+		// Treated mean 15000/6 = 2500, holdout 2000/5 = 400:
+		// ((2500 - 400) × 6 − 1000) / 1000 = 11.6.
+		require.InDelta(t, 11.6, *roi.Incremental.ROI, 1e-9)
+	})
+}
+
+// A standing gift is in the report of the range it began in (its first
+// send), not of every range one of its runs went out in.
+func TestROIReportSelectsAGiftByItsFirstSend(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		ids := addCustomers(t, s, 2, "rs")
+		t0 := time.Now().UTC().Add(-100 * 24 * time.Hour).Truncate(time.Second)
+		t1 := t0.Add(60 * 24 * time.Hour)
+		c := sentGift(t, s, "Monthly thanks", 90, []campaigns.Invitation{
+			{CustomerID: ids[0], Run: 1, Status: campaigns.InvDelivered, SentAt: &t0},
+			{CustomerID: ids[1], Run: 2, Status: campaigns.InvDelivered, SentAt: &t1},
+		})
+		inReport := func(from, to time.Time) bool {
+			rows, err := s.ROIReport(ctx, from, to)
+			require.NoError(t, err)
+			for _, r := range rows {
+				if r.CampaignID == c.ID {
+					return true
+				}
+			}
+			return false
+		}
+		require.True(t, inReport(t0.Add(-time.Hour), t0.Add(time.Hour)), "the range of its first send")
+		require.True(t, inReport(t0, t0.Add(time.Second)), "from is inclusive")
+		require.False(t, inReport(t1.Add(-time.Hour), time.Now()), "a later run's range")
+	})
+}
