@@ -523,14 +523,16 @@ func (s *Store) windowRevenue(ctx context.Context, ws []roiWindow) ([]revenueGro
 		// that it sorts exactly as the driver writes that instant.
 		hi = "CASE WHEN " + own + " THEN strftime('%Y-%m-%d %H:%M:%S', i.sent_at, '+' || w.days || ' days') || substr(i.sent_at, 20) ELSE w.wto END"
 	}
-	treated := "((w.basis = 'attended' AND i.attended) OR (w.basis = 'delivered' AND i.status = 'delivered') OR " +
-		"(w.basis = 'sent' AND i.status IN ('sent', 'delivered')))"
+	treated := func(w string) string {
+		return "((" + w + ".basis = 'attended' AND i.attended) OR (" + w + ".basis = 'delivered' AND i.status = 'delivered') OR " +
+			"(" + w + ".basis = 'sent' AND i.status IN ('sent', 'delivered')))"
+	}
 	var groups []revenueGroup
 	// Each guest's purchases in the window, then the groups' sums.
 	rev := `SELECT i.campaign_id, i.holdout, i.id, coalesce(sum(p.amount_cents), 0) AS cents
 		FROM invitations i JOIN w ON w.campaign_id = i.campaign_id AND w.run = i.run
 		LEFT JOIN purchases p ON p.customer_id = i.customer_id AND p.purchased_at >= ` + lo + ` AND p.purchased_at < ` + hi + `
-		WHERE i.holdout OR (NOT i.holdout AND ` + treated + `)
+		WHERE i.holdout OR (NOT i.holdout AND ` + treated("w") + `)
 		GROUP BY i.campaign_id, i.holdout, i.id`
 	if s.dialect == config.Postgres {
 		// A LATERAL sum per guest puts the window into the purchases index
@@ -541,19 +543,25 @@ func (s *Store) windowRevenue(ctx context.Context, ws []roiWindow) ([]revenueGro
 		FROM invitations i JOIN w ON w.campaign_id = i.campaign_id AND w.run = i.run
 		LEFT JOIN LATERAL (SELECT sum(p.amount_cents) AS cents FROM purchases p
 			WHERE p.customer_id = i.customer_id AND p.purchased_at >= ` + lo + ` AND p.purchased_at < ` + hi + `) p ON true
-		WHERE i.holdout OR (NOT i.holdout AND ` + treated + `)`
+		WHERE i.holdout OR (NOT i.holdout AND ` + treated("w") + `)`
 	}
 	q := cte + `, rev AS (` + rev + `)
 		SELECT campaign_id, holdout, count(*) AS n, sum(cents) AS sum, sum(cents * cents) AS sum_sq FROM rev GROUP BY campaign_id, holdout`
 	if err := db.Raw(q, args...).Scan(&groups).Error; err != nil {
 		return nil, nil, err
 	}
-	// Referred customers' purchases, over the campaign's whole span.
+	// Referred customers: each once however many guests named them, and
+	// not those who are themselves treated by the campaign (their
+	// purchases are already its revenue), over the campaign's whole span.
 	var refs []referredRevenue
-	if err := db.Raw(cte+`, wc AS (SELECT DISTINCT campaign_id, cfrom, cto FROM w)
-		SELECT r.campaign_id, coalesce(sum(p.amount_cents), 0) AS cents FROM referrals r
-		JOIN wc ON wc.campaign_id = r.campaign_id JOIN purchases p ON p.customer_id = r.referred_customer_id
-		AND p.purchased_at >= wc.cfrom AND p.purchased_at < wc.cto GROUP BY r.campaign_id`, args...).Scan(&refs).Error; err != nil {
+	if err := db.Raw(cte+`, wc AS (SELECT DISTINCT campaign_id, basis, cfrom, cto FROM w),
+		rc AS (SELECT DISTINCT r.campaign_id, r.referred_customer_id AS customer_id FROM referrals r
+			JOIN wc ON wc.campaign_id = r.campaign_id
+			WHERE NOT EXISTS (SELECT 1 FROM invitations i WHERE i.campaign_id = r.campaign_id
+				AND i.customer_id = r.referred_customer_id AND NOT i.holdout AND `+treated("wc")+`))
+		SELECT rc.campaign_id, coalesce(sum(p.amount_cents), 0) AS cents FROM rc JOIN wc ON wc.campaign_id = rc.campaign_id
+		JOIN purchases p ON p.customer_id = rc.customer_id AND p.purchased_at >= wc.cfrom AND p.purchased_at < wc.cto
+		GROUP BY rc.campaign_id`, args...).Scan(&refs).Error; err != nil {
 		return nil, nil, err
 	}
 	return groups, refs, nil

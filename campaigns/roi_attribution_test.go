@@ -136,3 +136,44 @@ func TestROIReportSelectsAGiftByItsFirstSend(t *testing.T) {
 		require.False(t, inReport(t1.Add(-time.Hour), time.Now()), "a later run's range")
 	})
 }
+
+// Referred revenue counts each referred customer once, however many guests
+// named them, and not a referred person who is a treated guest of the same
+// campaign (her purchases are already its revenue).
+func TestReferredRevenueCountsEachPersonOnce(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		ids := addCustomers(t, s, 3, "rd")
+		a, b, cc := ids[0], ids[1], ids[2]
+		t0 := time.Now().UTC().Add(-10 * 24 * time.Hour).Truncate(time.Second)
+		c := sentGift(t, s, "Thanks", 90, []campaigns.Invitation{
+			{CustomerID: a, Run: 1, Status: campaigns.InvDelivered, SentAt: &t0},
+			{CustomerID: b, Run: 1, Status: campaigns.InvDelivered, SentAt: &t0},
+			{CustomerID: cc, Run: 1, Status: campaigns.InvDelivered, SentAt: &t0},
+		})
+		refer := func(by int64, name, email string) int64 {
+			in := campaigns.ReferralInput{ReferrerID: by, CampaignID: &c.ID}
+			in.Referred.Name, in.Referred.Email = name, email
+			r, _, err := s.RecordReferral(ctx, in, nil)
+			require.NoError(t, err)
+			return r.ReferredCustomerID
+		}
+		bc, err := s.Customer(ctx, b)
+		require.NoError(t, err)
+		refer(a, bc.Name, bc.Email) // B is also a recipient of this gift
+		d := refer(a, "Dee", "dee@example.com")
+		require.Equal(t, d, refer(cc, "Dee", "dee@example.com"), "C names the same person")
+		recordBuy(t, s, "B-1", b, 10000, t0.Add(24*time.Hour))
+		recordBuy(t, s, "D-1", d, 3000, t0.Add(24*time.Hour))
+
+		roi, err := s.CampaignROI(ctx, c.ID)
+		require.NoError(t, err)
+		require.EqualValues(t, 3000, roi.ReferredRevenueCents, "D once; B is treated")
+		require.EqualValues(t, 13000, roi.RevenueCents, "B's 10000 once, D's 3000 once")
+		require.EqualValues(t, 3, roi.Referrals, "the referrals themselves are all counted")
+		report, err := s.ROIReport(ctx, t0.Add(-time.Hour), time.Now())
+		require.NoError(t, err)
+		require.Len(t, report, 1)
+		require.Equal(t, roi.RevenueCents, report[0].RevenueCents)
+	})
+}
