@@ -154,9 +154,12 @@ const chartRows = 25
 func (a *App) financePage(c *fiber.Ctx) error {
 	from, to, rerr := reportRange(c)
 	var rows []campaigns.ROI
+	// The total is each purchase once: the rows' revenue does not add up,
+	// as one order can be the return of two campaigns.
+	var cost, revenue int64
 	if rerr == nil {
 		var err error
-		if rows, err = a.store.ROIReport(c.UserContext(), from, to); err != nil {
+		if rows, revenue, err = a.store.ROIReportWithTotal(c.UserContext(), from, to); err != nil {
 			return err
 		}
 	} else {
@@ -164,10 +167,8 @@ func (a *App) financePage(c *fiber.Ctx) error {
 	}
 	sortKey := utils.CopyString(c.Query("sort", "-revenue"))
 	sortROI(rows, sortKey)
-	var cost, revenue int64
 	for _, r := range rows {
 		cost += r.CostCents
-		revenue += r.RevenueCents
 	}
 	return a.render(c, "pages/finance", fiber.Map{"Title": "Return on investment", "Rows": rows, "From": from.Format("2006-01-02"),
 		"To": to.Add(-time.Second).Format("2006-01-02"), "RangeError": rerr, "Chart": roiChart(rows[:min(len(rows), chartRows)]),

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/csv"
 	"fmt"
 	"net/http"
@@ -88,5 +89,35 @@ func TestFinanceAPIAndCSVAgree(t *testing.T) {
 		require.Contains(t, page.Body, "<svg class=\"chart\"")
 		require.Contains(t, page.Body, "$350.00")
 		require.Contains(t, page.Body, "Welch")
+	})
+}
+
+// One $500 order by a customer two gifts reached a week apart is in both
+// campaigns' rows, and once in the page's attributed revenue.
+func TestFinancePageTotalCountsEachPurchaseOnce(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		e := setup(t, dialect)
+		ctx := context.Background()
+		s := e.store
+		cu, err := s.UpsertCustomer(ctx, campaigns.CustomerInput{Name: "Ova Lap", Email: e.unique("ova") + "@example.com"},
+			campaigns.UpsertMeta{Actor: "t", Source: "t", Rule: campaigns.RuleAPI})
+		require.NoError(t, err)
+		t0 := time.Now().UTC().Add(-20 * 24 * time.Hour).Truncate(time.Second)
+		for i, at := range []time.Time{t0, t0.Add(7 * 24 * time.Hour)} {
+			c, err := s.CreateCampaign(ctx, campaigns.CampaignInput{Kind: campaigns.KindGift, Name: fmt.Sprint("Overlap ", i),
+				TimeZone: "UTC", Gift: &campaigns.GiftFields{Type: "free_upgrade", Fulfilment: "manual"}}, "t")
+			require.NoError(t, err)
+			require.NoError(t, s.DB().Table("campaigns").Where("id = ?", c.ID).Update("status", campaigns.StatusSent).Error)
+			require.NoError(t, s.DB().Create(&campaigns.Invitation{CampaignID: c.ID, CustomerID: cu.Customer.ID, Email: cu.Customer.Email,
+				Run: 1, Status: campaigns.InvDelivered, SentAt: &at, RSVP: "none", CreatedAt: at, UpdatedAt: at}).Error)
+		}
+		cents, at := int64(50000), t0.Add(8*24*time.Hour)
+		_, _, err = s.RecordPurchase(ctx, campaigns.PurchaseInput{ExternalID: "OV-1", CustomerID: cu.Customer.ID, AmountCents: &cents, PurchasedAt: &at}, "t")
+		require.NoError(t, err)
+
+		page := e.signIn(campaigns.RoleFinance).get("/finance?from=" + t0.AddDate(0, 0, -1).Format("2006-01-02"))
+		require.Equal(t, http.StatusOK, page.Status)
+		require.Contains(t, page.Body, "<dt>Attributed revenue</dt><dd>$500.00</dd>")
+		require.NotContains(t, page.Body, "$1,000.00")
 	})
 }

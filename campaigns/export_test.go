@@ -86,3 +86,7 @@ func (s *Store) MintLinksAt(ctx context.Context, invitationID int64, kinds []str
 	}
 	return links[0], nil
 }
+
+// SetWindowRows makes the ROI queries on SQLite take at most n runs'
+// windows each, so tests reach the chunked paths with a few campaigns.
+func (s *Store) SetWindowRows(n int) { s.windowRows = n }

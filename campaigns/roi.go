@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"gorm.io/gorm"
 
 	"github.com/rapport/rapport/config"
 )
@@ -245,7 +246,36 @@ func (s *Store) roiOf(ctx context.Context, cs []Campaign) ([]ROI, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]ROI, len(cs))
+	return s.roiOfWindows(ctx, ws)
+}
+
+// sqliteWindowRows is how many runs' windows one query takes on SQLite.
+const sqliteWindowRows = 3000
+
+// windowChunks splits windows into chunks of at most size campaigns and,
+// on SQLite, 3,000 runs: each run is a VALUES row of 9 parameters, and a
+// standing gift's many runs count against the 32,766-parameter limit.
+func (s *Store) windowChunks(ws []roiWindow, size int) [][]roiWindow {
+	maxRows := s.windowRows
+	if maxRows == 0 {
+		maxRows = sqliteWindowRows
+	}
+	var out [][]roiWindow
+	for start := 0; start < len(ws); {
+		end, rows := start, 0
+		for end < len(ws) && end-start < size && (s.dialect == config.Postgres || end == start || rows+len(ws[end].runs) <= maxRows) {
+			rows += len(ws[end].runs)
+			end++
+		}
+		out = append(out, ws[start:end])
+		start = end
+	}
+	return out
+}
+
+// roiOfWindows is roiOf for campaigns whose windows are worked out.
+func (s *Store) roiOfWindows(ctx context.Context, ws []roiWindow) ([]ROI, error) {
+	out := make([]ROI, len(ws))
 	idx := map[int64]int{}
 	var ids []int64
 	for i, w := range ws {
@@ -272,16 +302,8 @@ func (s *Store) roiOf(ctx context.Context, cs []Campaign) ([]ROI, error) {
 		refs   []referredRevenue
 	}
 	var revs []*revenue
-	for start := 0; start < len(ws); {
-		end, rows := start, 0
-		// On SQLite each run is a VALUES row of 9 parameters: a standing
-		// gift's many runs count against the 32,766-parameter limit.
-		for end < len(ws) && end-start < chunkSize && (s.dialect == config.Postgres || end == start || rows+len(ws[end].runs) <= 3000) {
-			rows += len(ws[end].runs)
-			end++
-		}
-		part, rv := ws[start:end], &revenue{}
-		start = end
+	for _, part := range s.windowChunks(ws, chunkSize) {
+		rv := &revenue{}
 		revs = append(revs, rv)
 		g.Go(func() (err error) {
 			rv.groups, rv.refs, err = s.windowRevenue(ctx, part)
@@ -452,15 +474,24 @@ type referredRevenue struct {
 	Cents      int64
 }
 
-// windowRevenue sums purchases inside each window, per group, and the
-// referred customers' purchases.
-func (s *Store) windowRevenue(ctx context.Context, ws []roiWindow) ([]revenueGroup, []referredRevenue, error) {
-	// The windows, one row per run: (campaign, run, from, to, own, days,
-	// basis, and the campaign's whole span for its referred customers). On
-	// PostgreSQL they go in as arrays, planned each time (force_custom_plan,
-	// below) so that the planner counts them as it would VALUES rows: as a
-	// VALUES list of 2,000 parameters the statement took 17-20 ms to parse
-	// and 14-23 ms to bind, ahead of its few hundred.
+// windowSQL is the windows as a CTE w(campaign_id, run, wfrom, wto, own,
+// days, basis, cfrom, cto), one row per run (cfrom..cto is the campaign's
+// whole span, for its referred customers), and each guest's bounds lo..hi
+// over invitations i joined to w.
+type windowSQL struct {
+	cte     string
+	args    []any
+	lo, hi  string
+	treated func(w string) string // i is treated, by the basis in w
+}
+
+// windowSQL builds the windows' CTE; false when no window is open.
+func (s *Store) windowSQL(ws []roiWindow) (windowSQL, bool) {
+	// On PostgreSQL the windows go in as arrays, planned each time
+	// (force_custom_plan, see revenueDB) so that the planner counts them as
+	// it would VALUES rows: as a VALUES list of 2,000 parameters the
+	// statement took 17-20 ms to parse and 14-23 ms to bind, ahead of its
+	// few hundred.
 	var ids, runs, days []int64
 	var froms, tos, cfroms, ctos []time.Time
 	var owns []bool
@@ -473,66 +504,99 @@ func (s *Store) windowRevenue(ctx context.Context, ws []roiWindow) ([]revenueGro
 		}
 	}
 	if len(ids) == 0 {
-		return nil, nil, nil
+		return windowSQL{}, false
 	}
-	db := s.db.WithContext(ctx)
-	if s.dialect == config.Postgres {
-		// The revenue query hashes every purchase inside the windows; with
-		// the default 4 MB of work_mem it sorted on disk (1,000 campaigns ×
-		// 1M purchases: 610 → 470 ms for that query).
-		tx := db.Begin(&sql.TxOptions{ReadOnly: true})
-		if tx.Error != nil {
-			return nil, nil, tx.Error
-		}
-		defer tx.Rollback()
-		if err := tx.Exec("SET LOCAL work_mem = '64MB'").Error; err != nil {
-			return nil, nil, err
-		}
-		// The per-guest lookups cost more than JIT's threshold, which then
-		// spent 20 ms compiling a query that runs in a few hundred.
-		if err := tx.Exec("SET LOCAL jit = off").Error; err != nil {
-			return nil, nil, err
-		}
-		if err := tx.Exec("SET LOCAL plan_cache_mode = force_custom_plan").Error; err != nil {
-			return nil, nil, err
-		}
-		db = tx
-	}
-	var cte string
-	var args []any
 	// A gift recipient's window runs from their own send (see runWindow);
 	// the holdout's, and an event's, is the run's. Days are added as 24
 	// hours (not calendar days in the session's zone), as in Go.
 	own := "w.own AND NOT i.holdout AND i.sent_at IS NOT NULL"
-	lo := "CASE WHEN " + own + " THEN i.sent_at ELSE w.wfrom END"
-	hi := "CASE WHEN " + own + " THEN i.sent_at + w.days * interval '24 hours' ELSE w.wto END"
+	q := windowSQL{
+		lo: "CASE WHEN " + own + " THEN i.sent_at ELSE w.wfrom END",
+		hi: "CASE WHEN " + own + " THEN i.sent_at + w.days * interval '24 hours' ELSE w.wto END",
+		treated: func(w string) string {
+			return "((" + w + ".basis = 'attended' AND i.attended) OR (" + w + ".basis = 'delivered' AND i.status = 'delivered') OR " +
+				"(" + w + ".basis = 'sent' AND i.status IN ('sent', 'delivered')))"
+		},
+	}
 	if s.dialect == config.Postgres {
-		cte = "WITH w(campaign_id, run, wfrom, wto, own, days, basis, cfrom, cto) AS (SELECT * FROM unnest(?::bigint[], ?::bigint[], " +
+		q.cte = "WITH w(campaign_id, run, wfrom, wto, own, days, basis, cfrom, cto) AS (SELECT * FROM unnest(?::bigint[], ?::bigint[], " +
 			"?::timestamptz[], ?::timestamptz[], ?::boolean[], ?::bigint[], ?::text[], ?::timestamptz[], ?::timestamptz[])) "
-		args = []any{pgArray{ids}, pgArray{runs}, pgArray{froms}, pgArray{tos}, pgArray{owns}, pgArray{days}, pgArray{bases},
+		q.args = []any{pgArray{ids}, pgArray{runs}, pgArray{froms}, pgArray{tos}, pgArray{owns}, pgArray{days}, pgArray{bases},
 			pgArray{cfroms}, pgArray{ctos}}
-	} else {
-		vals := make([]string, len(ids))
-		for i := range ids {
-			vals[i] = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
-			args = append(args, ids[i], runs[i], froms[i], tos[i], owns[i], days[i], bases[i], cfroms[i], ctos[i])
+		return q, true
+	}
+	vals := make([]string, len(ids))
+	for i := range ids {
+		vals[i] = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+		q.args = append(q.args, ids[i], runs[i], froms[i], tos[i], owns[i], days[i], bases[i], cfroms[i], ctos[i])
+	}
+	q.cte = "WITH w(campaign_id, run, wfrom, wto, own, days, basis, cfrom, cto) AS (VALUES " + strings.Join(vals, ", ") + ") "
+	// Times are stored as UTC text ("2006-01-02 15:04:05.999999999+00:00"),
+	// compared as text: the end keeps the send's fraction and zone so that
+	// it sorts exactly as the driver writes that instant.
+	q.hi = "CASE WHEN " + own + " THEN strftime('%Y-%m-%d %H:%M:%S', i.sent_at, '+' || w.days || ' days') || substr(i.sent_at, 20) ELSE w.wto END"
+	return q, true
+}
+
+// referredSQL follows a windowSQL's CTE: wc, each campaign's span, and rc,
+// its referred customers, each once however many guests named them, less
+// those who are themselves treated by the campaign (their purchases are
+// already its revenue).
+func (q windowSQL) referredSQL() string {
+	return `, wc AS (SELECT DISTINCT campaign_id, basis, cfrom, cto FROM w),
+		rc AS (SELECT DISTINCT r.campaign_id, r.referred_customer_id AS customer_id FROM referrals r
+			JOIN wc ON wc.campaign_id = r.campaign_id
+			WHERE NOT EXISTS (SELECT 1 FROM invitations i WHERE i.campaign_id = r.campaign_id
+				AND i.customer_id = r.referred_customer_id AND NOT i.holdout AND ` + q.treated("wc") + `))`
+}
+
+// revenueDB is where the revenue queries run: on PostgreSQL a read-only
+// transaction with settings for them; done ends it.
+func (s *Store) revenueDB(ctx context.Context) (db *gorm.DB, done func(), err error) {
+	db = s.db.WithContext(ctx)
+	if s.dialect != config.Postgres {
+		return db, func() {}, nil
+	}
+	tx := db.Begin(&sql.TxOptions{ReadOnly: true})
+	if tx.Error != nil {
+		return nil, nil, tx.Error
+	}
+	for _, set := range []string{
+		// The revenue query hashes every purchase inside the windows; with
+		// the default 4 MB of work_mem it sorted on disk (1,000 campaigns ×
+		// 1M purchases: 610 → 470 ms for that query).
+		"SET LOCAL work_mem = '64MB'",
+		// The per-guest lookups cost more than JIT's threshold, which then
+		// spent 20 ms compiling a query that runs in a few hundred.
+		"SET LOCAL jit = off",
+		"SET LOCAL plan_cache_mode = force_custom_plan",
+	} {
+		if err := tx.Exec(set).Error; err != nil {
+			tx.Rollback()
+			return nil, nil, err
 		}
-		cte = "WITH w(campaign_id, run, wfrom, wto, own, days, basis, cfrom, cto) AS (VALUES " + strings.Join(vals, ", ") + ") "
-		// Times are stored as UTC text ("2006-01-02 15:04:05.999999999+00:00"),
-		// compared as text: the end keeps the send's fraction and zone so
-		// that it sorts exactly as the driver writes that instant.
-		hi = "CASE WHEN " + own + " THEN strftime('%Y-%m-%d %H:%M:%S', i.sent_at, '+' || w.days || ' days') || substr(i.sent_at, 20) ELSE w.wto END"
 	}
-	treated := func(w string) string {
-		return "((" + w + ".basis = 'attended' AND i.attended) OR (" + w + ".basis = 'delivered' AND i.status = 'delivered') OR " +
-			"(" + w + ".basis = 'sent' AND i.status IN ('sent', 'delivered')))"
+	return tx, func() { tx.Rollback() }, nil
+}
+
+// windowRevenue sums purchases inside each window, per group, and the
+// referred customers' purchases.
+func (s *Store) windowRevenue(ctx context.Context, ws []roiWindow) ([]revenueGroup, []referredRevenue, error) {
+	q, ok := s.windowSQL(ws)
+	if !ok {
+		return nil, nil, nil
 	}
+	db, done, err := s.revenueDB(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer done()
 	var groups []revenueGroup
 	// Each guest's purchases in the window, then the groups' sums.
 	rev := `SELECT i.campaign_id, i.holdout, i.id, coalesce(sum(p.amount_cents), 0) AS cents
 		FROM invitations i JOIN w ON w.campaign_id = i.campaign_id AND w.run = i.run
-		LEFT JOIN purchases p ON p.customer_id = i.customer_id AND p.purchased_at >= ` + lo + ` AND p.purchased_at < ` + hi + `
-		WHERE i.holdout OR (NOT i.holdout AND ` + treated("w") + `)
+		LEFT JOIN purchases p ON p.customer_id = i.customer_id AND p.purchased_at >= ` + q.lo + ` AND p.purchased_at < ` + q.hi + `
+		WHERE i.holdout OR (NOT i.holdout AND ` + q.treated("w") + `)
 		GROUP BY i.campaign_id, i.holdout, i.id`
 	if s.dialect == config.Postgres {
 		// A LATERAL sum per guest puts the window into the purchases index
@@ -542,45 +606,125 @@ func (s *Store) windowRevenue(ctx context.Context, ws []roiWindow) ([]revenueGro
 		rev = `SELECT i.campaign_id, i.holdout, coalesce(p.cents, 0) AS cents
 		FROM invitations i JOIN w ON w.campaign_id = i.campaign_id AND w.run = i.run
 		LEFT JOIN LATERAL (SELECT sum(p.amount_cents) AS cents FROM purchases p
-			WHERE p.customer_id = i.customer_id AND p.purchased_at >= ` + lo + ` AND p.purchased_at < ` + hi + `) p ON true
-		WHERE i.holdout OR (NOT i.holdout AND ` + treated("w") + `)`
+			WHERE p.customer_id = i.customer_id AND p.purchased_at >= ` + q.lo + ` AND p.purchased_at < ` + q.hi + `) p ON true
+		WHERE i.holdout OR (NOT i.holdout AND ` + q.treated("w") + `)`
 	}
-	q := cte + `, rev AS (` + rev + `)
-		SELECT campaign_id, holdout, count(*) AS n, sum(cents) AS sum, sum(cents * cents) AS sum_sq FROM rev GROUP BY campaign_id, holdout`
-	if err := db.Raw(q, args...).Scan(&groups).Error; err != nil {
+	if err := db.Raw(q.cte+`, rev AS (`+rev+`)
+		SELECT campaign_id, holdout, count(*) AS n, sum(cents) AS sum, sum(cents * cents) AS sum_sq FROM rev GROUP BY campaign_id, holdout`,
+		q.args...).Scan(&groups).Error; err != nil {
 		return nil, nil, err
 	}
-	// Referred customers: each once however many guests named them, and
-	// not those who are themselves treated by the campaign (their
-	// purchases are already its revenue), over the campaign's whole span.
+	// Referred customers' purchases, over the campaign's whole span.
 	var refs []referredRevenue
-	if err := db.Raw(cte+`, wc AS (SELECT DISTINCT campaign_id, basis, cfrom, cto FROM w),
-		rc AS (SELECT DISTINCT r.campaign_id, r.referred_customer_id AS customer_id FROM referrals r
-			JOIN wc ON wc.campaign_id = r.campaign_id
-			WHERE NOT EXISTS (SELECT 1 FROM invitations i WHERE i.campaign_id = r.campaign_id
-				AND i.customer_id = r.referred_customer_id AND NOT i.holdout AND `+treated("wc")+`))
+	if err := db.Raw(q.cte+q.referredSQL()+`
 		SELECT rc.campaign_id, coalesce(sum(p.amount_cents), 0) AS cents FROM rc JOIN wc ON wc.campaign_id = rc.campaign_id
 		JOIN purchases p ON p.customer_id = rc.customer_id AND p.purchased_at >= wc.cfrom AND p.purchased_at < wc.cto
-		GROUP BY rc.campaign_id`, args...).Scan(&refs).Error; err != nil {
+		GROUP BY rc.campaign_id`, q.args...).Scan(&refs).Error; err != nil {
 		return nil, nil, err
 	}
 	return groups, refs, nil
 }
 
-// ROIReport computes the ROI of every campaign that ran (or runs) between
-// from and to: events by their start, gifts by their first send. A standing
-// gift is in the report of the range it began in, once, with all its runs
-// (selected by any send, it was in every quarter's report, each time with
-// its whole revenue).
-func (s *Store) ROIReport(ctx context.Context, from, to time.Time) ([]ROI, error) {
+// reportCampaigns are the campaigns that ran (or run) between from and to:
+// events by their start, gifts by their first send. A standing gift is in
+// the report of the range it began in, once, with all its runs (selected
+// by any send, it was in every quarter's report, each time with its whole
+// revenue).
+func (s *Store) reportCampaigns(ctx context.Context, from, to time.Time) ([]Campaign, error) {
 	var cs []Campaign
 	err := s.db.WithContext(ctx).
 		Where(`status NOT IN ('draft', 'cancelled') AND ((kind = 'event' AND starts_at >= ? AND starts_at < ?) OR
 			(kind = 'gift' AND id IN (SELECT campaign_id FROM invitations WHERE sent_at IS NOT NULL
 				GROUP BY campaign_id HAVING min(sent_at) >= ? AND min(sent_at) < ?)))`,
 			from, to, from, to).Order("id").Find(&cs).Error
+	return cs, err
+}
+
+// ROIReport computes the ROI of every campaign that ran (or runs) between
+// from and to (see reportCampaigns).
+func (s *Store) ROIReport(ctx context.Context, from, to time.Time) ([]ROI, error) {
+	cs, err := s.reportCampaigns(ctx, from, to)
 	if err != nil {
 		return nil, err
 	}
 	return s.roiOf(ctx, cs)
+}
+
+// ROIReportWithTotal is ROIReport and the report's attributed revenue:
+// every purchase inside any of its campaigns' windows (a treated guest's,
+// or a referred customer's), once. The rows' revenue_cents do not add up
+// to it: one order by a customer two campaigns reached is the revenue of
+// both.
+func (s *Store) ROIReportWithTotal(ctx context.Context, from, to time.Time) ([]ROI, int64, error) {
+	cs, err := s.reportCampaigns(ctx, from, to)
+	if err != nil {
+		return nil, 0, err
+	}
+	ws, err := s.windows(ctx, cs)
+	if err != nil {
+		return nil, 0, err
+	}
+	var rows []ROI
+	var total int64
+	g := new(errgroup.Group)
+	if s.dialect != config.Postgres {
+		g.SetLimit(1)
+	}
+	g.Go(func() (err error) { rows, err = s.roiOfWindows(ctx, ws); return err })
+	g.Go(func() (err error) { total, err = s.attributedTotal(ctx, ws); return err })
+	return rows, total, g.Wait()
+}
+
+// attributedTotal is the sum of the distinct purchases inside any window.
+func (s *Store) attributedTotal(ctx context.Context, ws []roiWindow) (int64, error) {
+	db, done, err := s.revenueDB(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	// Each treated guest's window and each referred customer's, then the
+	// purchases inside one or more of them.
+	in := func(q windowSQL, sel string) string {
+		return q.cte + q.referredSQL() + `, g(customer_id, lo, hi) AS (
+			SELECT i.customer_id, ` + q.lo + `, ` + q.hi + ` FROM invitations i
+			JOIN w ON w.campaign_id = i.campaign_id AND w.run = i.run WHERE NOT i.holdout AND ` + q.treated("w") + `
+			UNION ALL
+			SELECT rc.customer_id, wc.cfrom, wc.cto FROM rc JOIN wc ON wc.campaign_id = rc.campaign_id)
+		SELECT ` + sel + ` FROM purchases p WHERE EXISTS (SELECT 1 FROM g
+			WHERE g.customer_id = p.customer_id AND p.purchased_at >= g.lo AND p.purchased_at < g.hi)`
+	}
+	chunks := s.windowChunks(ws, len(ws))
+	if len(chunks) == 1 {
+		q, ok := s.windowSQL(ws)
+		if !ok {
+			return 0, nil
+		}
+		var total int64
+		err := db.Raw(in(q, "coalesce(sum(p.amount_cents), 0)"), q.args...).Scan(&total).Error
+		return total, err
+	}
+	// SQLite, past its parameter limit: the purchases of each chunk, each
+	// counted once across chunks.
+	seen := map[int64]int64{}
+	for _, part := range chunks {
+		q, ok := s.windowSQL(part)
+		if !ok {
+			continue
+		}
+		var ps []struct {
+			ID          int64
+			AmountCents int64
+		}
+		if err := db.Raw(in(q, "p.id, p.amount_cents"), q.args...).Scan(&ps).Error; err != nil {
+			return 0, err
+		}
+		for _, p := range ps {
+			seen[p.ID] = p.AmountCents
+		}
+	}
+	var total int64
+	for _, c := range seen {
+		total += c
+	}
+	return total, nil
 }

@@ -177,3 +177,34 @@ func TestReferredRevenueCountsEachPersonOnce(t *testing.T) {
 		require.Equal(t, roi.RevenueCents, report[0].RevenueCents)
 	})
 }
+
+// One $500 order by a customer two gifts reached a week apart is the
+// return of both campaigns, but the report's attributed revenue counts it
+// once, with the referred customers' purchases; on SQLite also when the
+// windows take several queries.
+func TestROIReportTotalCountsEachPurchaseOnce(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		ids := addCustomers(t, s, 2, "ov")
+		t0 := time.Now().UTC().Add(-20 * 24 * time.Hour).Truncate(time.Second)
+		t1 := t0.Add(7 * 24 * time.Hour)
+		sentGift(t, s, "G1", 90, []campaigns.Invitation{{CustomerID: ids[0], Run: 1, Status: campaigns.InvDelivered, SentAt: &t0}})
+		g2 := sentGift(t, s, "G2", 90, []campaigns.Invitation{{CustomerID: ids[0], Run: 1, Status: campaigns.InvDelivered, SentAt: &t1}})
+		in := campaigns.ReferralInput{ReferrerID: ids[0], CampaignID: &g2.ID}
+		in.Referred.Name, in.Referred.Email = "Dee", "dee@example.com"
+		r, _, err := s.RecordReferral(ctx, in, nil)
+		require.NoError(t, err)
+		recordBuy(t, s, "OV-1", ids[0], 50000, t1.Add(24*time.Hour))
+		recordBuy(t, s, "OV-2", r.ReferredCustomerID, 3000, t1.Add(24*time.Hour))
+		recordBuy(t, s, "OV-3", ids[1], 9999, t1.Add(24*time.Hour)) // reached by neither
+
+		for _, rows := range []int{0, 1} {
+			s.SetWindowRows(rows) // 1: each campaign's windows in a query of their own on SQLite
+			report, total, err := s.ROIReportWithTotal(ctx, t0.Add(-time.Hour), time.Now())
+			require.NoError(t, err)
+			require.Len(t, report, 2)
+			require.EqualValues(t, 50000+53000, report[0].RevenueCents+report[1].RevenueCents, "each campaign's own return")
+			require.EqualValues(t, 53000, total, "one order, attributed once; the referred order once")
+		}
+	})
+}

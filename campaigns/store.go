@@ -44,6 +44,7 @@ type Store struct {
 
 	freshMin   int           // rows a load needs to take the fresh path; 0 means freshLoadRows
 	importBeat time.Duration // an import's heartbeat; 0 means importHeartbeat
+	windowRows int           // runs per ROI query on SQLite; 0 means sqliteWindowRows
 	freshLoads atomic.Int64  // fresh loads begun, for tests
 
 	answers    batches[*answerReq, answerOut] // RSVP answers waiting to be settled, per event
