@@ -629,14 +629,20 @@ func (s *Store) windowRevenue(ctx context.Context, ws []roiWindow) ([]revenueGro
 // events by their start, gifts by their first send. A standing gift is in
 // the report of the range it began in, once, with all its runs (selected
 // by any send, it was in every quarter's report, each time with its whole
-// revenue).
+// revenue). A cancelled campaign is in it when it has costs (a deposit
+// paid is spent whether or not the event happens); a cancelled gift that
+// sent nothing by when it was to be sent, or else created.
 func (s *Store) reportCampaigns(ctx context.Context, from, to time.Time) ([]Campaign, error) {
 	var cs []Campaign
 	err := s.db.WithContext(ctx).
-		Where(`status NOT IN ('draft', 'cancelled') AND ((kind = 'event' AND starts_at >= ? AND starts_at < ?) OR
+		Where(`status <> 'draft' AND (status <> 'cancelled' OR EXISTS (SELECT 1 FROM cost_lines l
+			WHERE l.campaign_id = campaigns.id AND l.deleted_at IS NULL))`).
+		Where(`(kind = 'event' AND starts_at >= ? AND starts_at < ?) OR
 			(kind = 'gift' AND id IN (SELECT campaign_id FROM invitations WHERE sent_at IS NOT NULL
-				GROUP BY campaign_id HAVING min(sent_at) >= ? AND min(sent_at) < ?)))`,
-			from, to, from, to).Order("id").Find(&cs).Error
+				GROUP BY campaign_id HAVING min(sent_at) >= ? AND min(sent_at) < ?)) OR
+			(kind = 'gift' AND status = 'cancelled' AND coalesce(send_at, created_at) >= ? AND coalesce(send_at, created_at) < ?
+				AND NOT EXISTS (SELECT 1 FROM invitations WHERE campaign_id = campaigns.id AND sent_at IS NOT NULL))`,
+			from, to, from, to, from, to).Order("id").Find(&cs).Error
 	return cs, err
 }
 

@@ -208,3 +208,52 @@ func TestROIReportTotalCountsEachPurchaseOnce(t *testing.T) {
 		}
 	})
 }
+
+// A cancelled event's non-refundable deposit is still spent: the report
+// keeps a cancelled campaign that has costs (with no revenue: nobody
+// came), and leaves out one without; a draft stays out.
+func TestROIReportKeepsCancelledCampaignsWithCosts(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		addCustomers(t, s, 2, "cx")
+		deposit := func(id int64) {
+			_, err := s.AddCost(ctx, id, campaigns.CostInput{Category: "venue", AmountCents: ptr(int64(75000)), Per: "fixed",
+				Note: "non-refundable deposit"}, "fin")
+			require.NoError(t, err)
+		}
+		cancelled := func(in campaigns.CampaignInput, withCost bool) int64 {
+			c, err := s.CreateCampaign(ctx, in, "t")
+			require.NoError(t, err)
+			if withCost {
+				deposit(c.ID)
+			}
+			_, err = s.Cancel(ctx, c.ID)
+			require.NoError(t, err)
+			return c.ID
+		}
+		event := cancelled(eventInput("Called off"), true)
+		bare := cancelled(eventInput("Called off, nothing spent"), false)
+		gift := cancelled(campaigns.CampaignInput{Kind: campaigns.KindGift, Name: "Never sent", TimeZone: "UTC",
+			Gift: &campaigns.GiftFields{Type: "free_upgrade", Fulfilment: "manual"}}, true)
+		draft, err := s.CreateCampaign(ctx, eventInput("Still a draft"), "t")
+		require.NoError(t, err)
+		deposit(draft.ID)
+
+		rows, total, err := s.ROIReportWithTotal(ctx, time.Now().Add(-24*time.Hour), time.Now().Add(60*24*time.Hour))
+		require.NoError(t, err)
+		got := map[int64]campaigns.ROI{}
+		for _, r := range rows {
+			got[r.CampaignID] = r
+		}
+		require.Len(t, got, 2, "the cancelled event and gift with costs")
+		for _, id := range []int64{event, gift} {
+			require.Contains(t, got, id)
+			require.Equal(t, campaigns.StatusCancelled, got[id].Status)
+			require.EqualValues(t, 75000, got[id].CostCents)
+			require.Zero(t, got[id].RevenueCents)
+			require.InDelta(t, -1.0, *got[id].NaiveROI, 1e-9)
+		}
+		require.NotContains(t, got, bare)
+		require.Zero(t, total)
+	})
+}
