@@ -23,6 +23,9 @@ func roiChart(rows []campaigns.ROI) template.HTML {
 	}
 	minR, maxR := -1.0, 1.0
 	for _, r := range rows {
+		if r.Incremental.ROI != nil {
+			minR, maxR = min(minR, *r.Incremental.ROI), max(maxR, *r.Incremental.ROI)
+		}
 		if r.Incremental.Low != nil {
 			minR, maxR = min(minR, *r.Incremental.Low), max(maxR, *r.Incremental.High)
 		}
@@ -45,11 +48,15 @@ func roiChart(rows []campaigns.ROI) template.HTML {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" class="label" text-anchor="end">%s</text>`, left-8, y+16, template.HTMLEscapeString(name))
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="11" class="cost"><title>cost %s</title></rect>`, left, y+2, scale(r.CostCents), campaigns.FormatMoney(r.CostCents))
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="11" class="revenue"><title>revenue %s</title></rect>`, left, y+14, scale(r.RevenueCents), campaigns.FormatMoney(r.RevenueCents))
-		if r.Incremental.ROI != nil {
-			lo, hi, v := roiX(*r.Incremental.Low), roiX(*r.Incremental.High), roiX(*r.Incremental.ROI)
+		switch inc := r.Incremental; {
+		case inc.ROI != nil && inc.Low != nil:
+			lo, hi, v := roiX(*inc.Low), roiX(*inc.High), roiX(*inc.ROI)
 			fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" class="ci"/><circle cx="%.1f" cy="%d" r="4" class="roi"><title>%.0f%% (%.0f%% to %.0f%%)</title></circle>`,
-				lo, y+14, hi, y+14, v, y+14, *r.Incremental.ROI*100, *r.Incremental.Low*100, *r.Incremental.High*100)
-		} else {
+				lo, y+14, hi, y+14, v, y+14, *inc.ROI*100, *inc.Low*100, *inc.High*100)
+		case inc.ROI != nil: // an estimate without an interval is drawn without one
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%d" r="4" class="roi"><title>%.0f%% (%s)</title></circle>`,
+				roiX(*inc.ROI), y+14, *inc.ROI*100, template.HTMLEscapeString(inc.Reason))
+		default:
 			fmt.Fprintf(&b, `<text x="460" y="%d" class="axis">not measurable</text>`, y+18)
 		}
 	}

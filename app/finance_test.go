@@ -121,3 +121,51 @@ func TestFinancePageTotalCountsEachPurchaseOnce(t *testing.T) {
 		require.NotContains(t, page.Body, "$1,000.00")
 	})
 }
+
+// Five treated who each spent $10 and five held out who spent nothing: the
+// estimate stands, but no spread means no 95% interval, and the finance
+// and campaign pages say so rather than "4900% (4900% to 4900%)".
+func TestFinancePageSaysWhenThereIsNoInterval(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		e := setup(t, dialect)
+		ctx := context.Background()
+		s := e.store
+		t0 := time.Now().UTC().Add(-5 * 24 * time.Hour).Truncate(time.Second)
+		c, err := s.CreateCampaign(ctx, campaigns.CampaignInput{Kind: campaigns.KindGift, Name: "Alike", TimeZone: "UTC",
+			HoldoutPercent: 50, Gift: &campaigns.GiftFields{Type: "free_upgrade", Fulfilment: "manual"}}, "t")
+		require.NoError(t, err)
+		require.NoError(t, s.DB().Table("campaigns").Where("id = ?", c.ID).Update("status", campaigns.StatusSent).Error)
+		fixed := int64(100)
+		_, err = s.AddCost(ctx, c.ID, campaigns.CostInput{Category: "gifts", AmountCents: &fixed, Per: "fixed"}, "t")
+		require.NoError(t, err)
+		for k := 0; k < 10; k++ {
+			cu, err := s.UpsertCustomer(ctx, campaigns.CustomerInput{Name: fmt.Sprint("Alike ", k), Email: e.unique("alike") + "@example.com"},
+				campaigns.UpsertMeta{Actor: "t", Source: "t", Rule: campaigns.RuleAPI})
+			require.NoError(t, err)
+			inv := campaigns.Invitation{CampaignID: c.ID, CustomerID: cu.Customer.ID, Email: cu.Customer.Email, Run: 1,
+				Holdout: k >= 5, Status: campaigns.InvPending, RSVP: "none", CreatedAt: t0, UpdatedAt: t0}
+			if k < 5 {
+				inv.Status, inv.SentAt = campaigns.InvDelivered, &t0
+				cents, at := int64(1000), t0.Add(time.Hour)
+				_, _, err = s.RecordPurchase(ctx, campaigns.PurchaseInput{ExternalID: e.unique("AL-"), CustomerID: cu.Customer.ID,
+					AmountCents: &cents, PurchasedAt: &at}, "t")
+				require.NoError(t, err)
+			}
+			require.NoError(t, s.DB().Create(&inv).Error)
+		}
+		roi, err := s.CampaignROI(ctx, c.ID)
+		require.NoError(t, err)
+		require.InDelta(t, 49.0, *roi.Incremental.ROI, 1e-9, "((1000 - 0) x 5 - 100) / 100")
+		require.Nil(t, roi.Incremental.Low)
+		require.Nil(t, roi.Incremental.High)
+
+		u := e.signIn(campaigns.RoleFinance)
+		for _, path := range []string{"/finance?from=" + t0.AddDate(0, 0, -1).Format("2006-01-02"), fmt.Sprintf("/campaigns/%d", c.ID)} {
+			page := u.get(path)
+			require.Equal(t, http.StatusOK, page.Status, path)
+			require.Contains(t, page.Body, "4900%", path)
+			require.Contains(t, page.Body, "no 95% interval: every customer in each group spent the same", path)
+			require.NotContains(t, page.Body, "4900% to 4900%", path)
+		}
+	})
+}

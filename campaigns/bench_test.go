@@ -89,7 +89,7 @@ func BenchmarkIncrementalROI(b *testing.B) {
 	}
 	for b.Loop() {
 		t, h := campaigns.SampleOf(treated), campaigns.SampleOf(held)
-		_, _, _, _ = campaigns.IncrementalROI(t, h, 500000)
+		_, _, _ = campaigns.IncrementalROI(t, h, 500000)
 	}
 }
 

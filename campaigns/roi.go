@@ -13,7 +13,8 @@ import (
 	"github.com/rapport/rapport/config"
 )
 
-// Incremental is ROI against the holdout: nil figures when not measurable.
+// Incremental is ROI against the holdout: nil figures when not measurable,
+// and Low/High nil when the estimate has no 95% interval (Reason says why).
 type Incremental struct {
 	ROI        *float64 `json:"roi"`
 	Low        *float64 `json:"low"`
@@ -340,7 +341,7 @@ func (s *Store) roiOfWindows(ctx context.Context, ws []roiWindow) ([]ROI, error)
 		}
 		ts, hs := r.treat.sample(), r.hold.sample()
 		r.Incremental.Treated, r.Incremental.Holdout = ts.N, hs.N
-		switch roi, lo, hi, ok := IncrementalROI(ts, hs, r.CostCents); {
+		switch roi, ci, ok := IncrementalROI(ts, hs, r.CostCents); {
 		case c.HoldoutPercent == 0 || hs.N == 0:
 			r.Incremental.Reason = "no holdout: not measurable"
 		case !ok && r.CostCents <= 0:
@@ -348,8 +349,17 @@ func (s *Store) roiOfWindows(ctx context.Context, ws []roiWindow) ([]ROI, error)
 		case !ok:
 			r.Incremental.Reason = "fewer than two customers in the treated or the holdout group"
 		default:
-			r.Incremental.ROI, r.Incremental.Low, r.Incremental.High = fptr(roi), fptr(lo), fptr(hi)
-			r.Incremental.Measurable = true
+			// The estimate stands; its interval only with enough customers
+			// whose revenue varies (see IncrementalROI).
+			r.Incremental.ROI, r.Incremental.Measurable = fptr(roi), true
+			switch {
+			case ci != nil:
+				r.Incremental.Low, r.Incremental.High = fptr(ci.Low), fptr(ci.High)
+			case ts.N < MinIntervalGroup || hs.N < MinIntervalGroup:
+				r.Incremental.Reason = fmt.Sprintf("no 95%% interval: fewer than %d customers in the treated or the holdout group", MinIntervalGroup)
+			default:
+				r.Incremental.Reason = "no 95% interval: every customer in each group spent the same"
+			}
 		}
 		if c.Kind == KindEvent {
 			r.CostPerAttendeeCents = per(r.CostCents, r.Attendees)

@@ -52,34 +52,52 @@ func tQuantile975(df float64) float64 {
 		(3*math.Pow(z, 7)+19*math.Pow(z, 5)+17*z*z*z-15*z)/(384*df*df*df)
 }
 
+// Interval is a 95% confidence interval.
+type Interval struct{ Low, High float64 }
+
+// MinIntervalGroup is the fewest customers in each of the treated and the
+// holdout group for which incremental ROI carries a 95% interval. Below it
+// the sample variances are too unsteady for Welch's interval to mean what
+// it says (with two or three customers a group that happened to spend
+// alike looks certain).
+const MinIntervalGroup = 5
+
 // WelchDiff is the difference of means treated − holdout with a 95%
 // interval by Welch's t (unequal variances). ok is false when either group
-// has fewer than two members.
-func WelchDiff(t, h Sample) (diff, low, high float64, ok bool) {
+// has fewer than two members. ci is nil when neither group varies: the
+// standard error is then zero, and a zero-width interval would claim a
+// certainty the data cannot give.
+func WelchDiff(t, h Sample) (diff float64, ci *Interval, ok bool) {
 	if t.N < 2 || h.N < 2 {
-		return 0, 0, 0, false
+		return 0, nil, false
 	}
 	diff = t.Mean - h.Mean
 	vt, vh := t.Var/float64(t.N), h.Var/float64(h.N)
 	se := math.Sqrt(vt + vh)
 	if se == 0 {
-		return diff, diff, diff, true
+		return diff, nil, true
 	}
 	df := (vt + vh) * (vt + vh) / (vt*vt/float64(t.N-1) + vh*vh/float64(h.N-1))
 	m := tQuantile975(df) * se
-	return diff, diff - m, diff + m, true
+	return diff, &Interval{diff - m, diff + m}, true
 }
 
 // IncrementalROI is ((mean treated − mean holdout) × treated − cost) /
-// cost, with the interval carried through from the difference of means.
-func IncrementalROI(t, h Sample, costCents int64) (roi, low, high float64, ok bool) {
-	diff, lo, hi, ok := WelchDiff(t, h)
+// cost, with the interval carried through from the difference of means:
+// nil when WelchDiff gives none or either group has fewer than
+// MinIntervalGroup customers.
+func IncrementalROI(t, h Sample, costCents int64) (roi float64, ci *Interval, ok bool) {
+	diff, d, ok := WelchDiff(t, h)
 	if !ok || costCents <= 0 {
-		return 0, 0, 0, false
+		return 0, nil, false
 	}
 	c := float64(costCents)
 	n := float64(t.N)
-	return (diff*n - c) / c, (lo*n - c) / c, (hi*n - c) / c, true
+	roi = (diff*n - c) / c
+	if d == nil || t.N < MinIntervalGroup || h.N < MinIntervalGroup {
+		return roi, nil, true
+	}
+	return roi, &Interval{(d.Low*n - c) / c, (d.High*n - c) / c}, true
 }
 
 // NaiveROI is (revenue − cost) / cost; not defined without a cost.
