@@ -110,8 +110,11 @@ func (s *Store) recordPurchase(tx *gorm.DB, in PurchaseInput, by string) (*Purch
 		}
 		return p, false, nil
 	}
-	// Ladder: first purchase, and purchases on two or more separate days.
-	day := "CAST(purchased_at AS DATE)"
+	// Ladder: first purchase, and purchases on two or more separate days:
+	// UTC dates on both databases (a plain CAST took the PostgreSQL
+	// session's zone). Rapport knows no business or customer zone to count
+	// local days in.
+	day := "CAST(purchased_at AT TIME ZONE 'UTC' AS DATE)"
 	if s.dialect != config.Postgres {
 		day = "substr(purchased_at, 1, 10)" // stored as UTC text: the date comes first
 	}
