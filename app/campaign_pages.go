@@ -266,7 +266,15 @@ func (a *App) campaignPage(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	return a.render(c, "pages/campaign", fiber.Map{"Title": cp.Name, "C": v, "Preview": preview,
+	// A sent campaign whose emails the mail service still holds can be
+	// cancelled until the last of them can no longer be recalled.
+	var recallUntil *time.Time
+	if cp.Status == campaigns.StatusSent {
+		if recallUntil, err = a.store.RecallableUntil(ctx, cp.ID); err != nil {
+			return err
+		}
+	}
+	return a.render(c, "pages/campaign", fiber.Map{"Title": cp.Name, "C": v, "Preview": preview, "RecallUntil": recallUntil,
 		"Costs": costs, "CostAudit": audit, "ROI": roi,
 		"Invitations": invs, "Local": local, "LocalInput": localInput, "Zone": loc.String(), "DefaultSend": defaultSend,
 		"Ladder": campaigns.Ladder, "Triggers": campaigns.Triggers,

@@ -17,7 +17,7 @@ var transitions = map[Status][]Status{
 	StatusSending:   {StatusSent, StatusPaused, StatusCancelled, StatusScheduled},
 	StatusPaused:    {StatusSending, StatusScheduled, StatusCancelled},
 	StatusMissed:    {StatusScheduled, StatusCancelled},
-	StatusSent:      {StatusClosed, StatusScheduled},
+	StatusSent:      {StatusClosed, StatusScheduled}, // and cancelled while its emails can be recalled: Cancel
 	StatusClosed:    {},
 	StatusCancelled: {},
 }
@@ -165,8 +165,32 @@ func (s *Store) Resume(ctx context.Context, id int64) (*Campaign, error) {
 }
 
 // Cancel stops a campaign for good; invitations not yet sent never go.
+// Emails already handed to the mail service ahead of their send time are
+// recalled by the dispatcher while they can be (recall.go), so a campaign
+// marked sent can still be cancelled until its last such email's cancel
+// deadline.
 func (s *Store) Cancel(ctx context.Context, id int64) (*Campaign, error) {
-	return s.move(ctx, id, []Status{StatusDraft, StatusScheduled, StatusSending, StatusPaused, StatusMissed}, StatusCancelled, "cancelled")
+	c, err := s.Campaign(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	// One conditional UPDATE: a recall window that closes meanwhile, or a
+	// concurrent move, leaves the campaign as it is.
+	res := s.db.WithContext(ctx).Model(&Campaign{}).
+		Where("id = ? AND (status IN ? OR (status = ? AND EXISTS (SELECT 1 FROM invitations WHERE campaign_id = ? AND "+recallableRows+")))",
+			id, []Status{StatusDraft, StatusScheduled, StatusSending, StatusPaused, StatusMissed}, StatusSent, id, now).
+		Updates(map[string]any{"status": StatusCancelled, "status_note": "", "updated_at": now})
+	if res.Error != nil {
+		return nil, res.Error
+	}
+	if res.RowsAffected != 1 {
+		if c.Status == StatusSent {
+			return nil, conflictf("a sent campaign cannot be cancelled: its emails have gone out or can no longer be recalled")
+		}
+		return nil, conflictf("a %s campaign cannot be cancelled", c.Status)
+	}
+	return s.Campaign(ctx, id)
 }
 
 // CloseCampaign ends a sent campaign (no more RSVPs, reminders or runs).

@@ -106,6 +106,9 @@ func (d *Dispatcher) Tick(ctx context.Context) error {
 	if err := d.Recover(ctx); err != nil {
 		d.log.Error("recover expired batches", "err", err)
 	}
+	if err := d.RecallCancelled(ctx); err != nil {
+		d.log.Error("recall cancelled campaigns' batches", "err", err)
+	}
 	sending, err := d.store.SendingCampaigns(ctx)
 	if err != nil {
 		return err
@@ -188,6 +191,29 @@ func (d *Dispatcher) Recover(ctx context.Context) error {
 			return err
 		}
 		d.log.Info("recalled an expired batch; its invitations will be sent again", "campaign", b.CampaignID, "batch", b.BatchID, "invitations", n)
+	}
+	return nil
+}
+
+// RecallCancelled recalls, at the mail service, the batches of cancelled
+// campaigns that it still holds before their send time, and suppresses
+// their rows. A recall that fails is tried again on the next tick until
+// the batch's cancel deadline; after that its emails go and stay sent.
+func (d *Dispatcher) RecallCancelled(ctx context.Context) error {
+	bs, err := d.store.RecallableBatches(ctx, d.mailer.Lead()+d.cfg.Lease)
+	if err != nil {
+		return err
+	}
+	for _, b := range bs {
+		if err := d.mailer.Cancel(ctx, b.BatchID); err != nil {
+			d.log.Warn("recall of a cancelled campaign's batch failed; will retry", "campaign", b.CampaignID, "batch", b.BatchID, "err", err)
+			continue
+		}
+		n, err := d.store.MarkRecalled(ctx, b.Queue, b.BatchID)
+		if err != nil {
+			return err
+		}
+		d.log.Info("recalled a cancelled campaign's batch before its send time", "campaign", b.CampaignID, "batch", b.BatchID, "emails", n)
 	}
 	return nil
 }
