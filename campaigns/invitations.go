@@ -663,23 +663,49 @@ func (s *Store) ExpiredBatches(ctx context.Context) ([]ExpiredBatch, error) {
 	return out, nil
 }
 
-// RequeueBatch returns an expired batch's invitations to pending once the
-// batch has been cancelled at the mail service, so they are sent again.
-func (s *Store) RequeueBatch(ctx context.Context, q Queue, batchID string) (int64, error) {
+// TakeOverBatch makes worker the owner of an expired batch's rows, under a
+// lease of its own, before anything is done about the batch: the worker
+// that lost its lease then settles none of them (SettleSent wants its own
+// lease), whatever its clock says. Only rows still sending under an
+// expired lease are taken, in one conditional UPDATE, so of two recoverers
+// (or a recoverer and a late settle) one wins each batch. It returns how
+// many rows were taken; none means someone else settled or took the batch.
+func (s *Store) TakeOverBatch(ctx context.Context, q Queue, batchID, worker string, lease time.Duration) (int64, error) {
+	now := s.now()
 	res := s.db.WithContext(ctx).Table(string(q)).
-		Where("batch_id = ? AND status = 'sending' AND lease_until < ?", batchID, s.now()).
+		Where("batch_id = ? AND status = 'sending' AND lease_until < ?", batchID, now).
+		Updates(map[string]any{"lease_owner": worker, "lease_until": now.Add(lease), "updated_at": now})
+	return res.RowsAffected, res.Error
+}
+
+// GiveBackBatch ends worker's lease on a batch it took over and could not
+// cancel, so that the next recovery, by any worker, tries again at once.
+func (s *Store) GiveBackBatch(ctx context.Context, q Queue, worker, batchID string) error {
+	now := s.now()
+	return s.db.WithContext(ctx).Table(string(q)).
+		Where("batch_id = ? AND status = 'sending' AND lease_owner = ?", batchID, worker).
+		Updates(map[string]any{"lease_until": now, "updated_at": now}).Error
+}
+
+// RequeueBatch returns a batch's invitations, taken over by worker
+// (TakeOverBatch) and cancelled at the mail service since, to pending, so
+// they are sent again in a new batch.
+func (s *Store) RequeueBatch(ctx context.Context, q Queue, worker, batchID string) (int64, error) {
+	res := s.db.WithContext(ctx).Table(string(q)).
+		Where("batch_id = ? AND status = 'sending' AND lease_owner = ?", batchID, worker).
 		Updates(map[string]any{"status": InvPending, "status_reason": "resent after a worker stopped mid-send",
 			"lease_owner": nil, "lease_until": nil, "batch_id": nil, "cancel_by": nil, "updated_at": s.now()})
 	return res.RowsAffected, res.Error
 }
 
-// MarkUncertain settles an expired batch that can no longer be cancelled:
-// it may or may not have gone out. It is counted as sent, flagged
-// uncertain on the campaign page, and never sent again.
-func (s *Store) MarkUncertain(ctx context.Context, q Queue, batchID string) (int64, error) {
+// MarkUncertain settles a batch taken over by worker (TakeOverBatch) that
+// can no longer be cancelled: it may or may not have gone out. It is
+// counted as sent, flagged uncertain on the campaign page, and never sent
+// again.
+func (s *Store) MarkUncertain(ctx context.Context, q Queue, worker, batchID string) (int64, error) {
 	now := s.now()
 	res := s.db.WithContext(ctx).Table(string(q)).
-		Where("batch_id = ? AND status = 'sending' AND lease_until < ?", batchID, now).
+		Where("batch_id = ? AND status = 'sending' AND lease_owner = ?", batchID, worker).
 		Updates(map[string]any{"status": InvSent, "uncertain": true, "sent_at": now,
 			"status_reason": "a worker stopped mid-send and the batch could no longer be recalled; it may not have gone out",
 			"lease_owner":   nil, "lease_until": nil, "updated_at": now})

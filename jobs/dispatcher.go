@@ -167,15 +167,25 @@ func (d *Dispatcher) sendFollowups(ctx context.Context) error {
 	return nil
 }
 
-// Recover cancels and requeues batches whose worker's lease expired.
+// Recover cancels and requeues batches whose worker's lease expired. It
+// takes each batch's rows over first: a worker that only seemed dead (a
+// stall, a clock behind ours) and settles late then settles nothing, so
+// no row is recorded sent for a batch this cancels.
 func (d *Dispatcher) Recover(ctx context.Context) error {
 	bs, err := d.store.ExpiredBatches(ctx)
 	if err != nil {
 		return err
 	}
 	for _, b := range bs {
+		taken, err := d.store.TakeOverBatch(ctx, b.Queue, b.BatchID, d.worker, d.cfg.Lease)
+		if err != nil {
+			return err
+		}
+		if taken == 0 {
+			continue // settled, or taken by another worker, since the list
+		}
 		if b.CancelBy != nil && time.Now().After(*b.CancelBy) {
-			n, err := d.store.MarkUncertain(ctx, b.Queue, b.BatchID)
+			n, err := d.store.MarkUncertain(ctx, b.Queue, d.worker, b.BatchID)
 			if err != nil {
 				return err
 			}
@@ -184,9 +194,12 @@ func (d *Dispatcher) Recover(ctx context.Context) error {
 		}
 		if err := d.mailer.Cancel(ctx, b.BatchID); err != nil {
 			d.log.Warn("cancel expired batch failed; will retry", "campaign", b.CampaignID, "batch", b.BatchID, "err", err)
+			if err := d.store.GiveBackBatch(ctx, b.Queue, d.worker, b.BatchID); err != nil {
+				return err
+			}
 			continue
 		}
-		n, err := d.store.RequeueBatch(ctx, b.Queue, b.BatchID)
+		n, err := d.store.RequeueBatch(ctx, b.Queue, d.worker, b.BatchID)
 		if err != nil {
 			return err
 		}
