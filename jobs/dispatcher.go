@@ -404,16 +404,15 @@ func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign, src s
 		return true, d.store.Release(ctx, src.queue, d.worker, batchID, ids, "rate limited; will retry")
 	case errors.As(err, &rej):
 		if len(rej.Recipients) == 0 {
-			// The request as a whole is wrong: retrying repeats it. Stop
-			// and tell the coordinator.
-			reasons := map[int64]string{}
-			for _, id := range ids {
-				reasons[id] = rej.Error()
-			}
-			if err := d.store.SettleFailed(ctx, src.queue, d.worker, batchID, reasons); err != nil {
+			// The request as a whole is wrong (a setting, the content, its
+			// size) and names no recipient: retrying repeats it, and none
+			// of them is at fault. Their rows go back to pending, and the
+			// campaign pauses until the coordinator fixes the cause and
+			// resumes.
+			if err := d.store.Release(ctx, src.queue, d.worker, batchID, ids, rej.Error()); err != nil {
 				return false, err
 			}
-			_, _ = d.store.PauseWithNote(ctx, c.ID, "paused: "+rej.Error())
+			_, _ = d.store.PauseWithNote(ctx, c.ID, "paused: "+rej.Error()+"; fix the cause, then resume")
 			return false, nil
 		}
 		reasons := map[int64]string{}

@@ -76,7 +76,9 @@ func (e *RateLimitedError) Error() string {
 
 // RejectedError: the service refused the request as a whole (4xx) and sent
 // nothing. Recipients maps recipient indexes to the reason the service gave
-// for them; those are marked failed, the others are sent again.
+// for them; those are marked failed, the others are sent again. When it
+// names none, nobody is failed: the campaign pauses with the reason and
+// the batch's recipients wait to be sent once it is resumed.
 type RejectedError struct {
 	Status     int
 	Message    string
