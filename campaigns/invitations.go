@@ -727,7 +727,14 @@ func (s *Store) FinishIfDone(ctx context.Context, campaignID int64) (bool, error
 		return false, err
 	}
 	if c.Standing() {
-		next, err := nextCronRun(c.CronSpec, c.Location(), s.now())
+		// The next run after this one's time: a run started in the mail
+		// service's lead finishes before its own time, and the first run
+		// after now would be this one again.
+		after := s.now()
+		if c.SendAt != nil && c.SendAt.After(after) {
+			after = *c.SendAt
+		}
+		next, err := nextCronRun(c.CronSpec, c.Location(), after)
 		if err != nil {
 			return false, err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/rapport/rapport/campaigns"
 	"github.com/rapport/rapport/campaigns/campaignstest"
 	"github.com/rapport/rapport/jobs"
+	"github.com/rapport/rapport/jobs/sendgridfake"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -318,5 +319,40 @@ func TestStandingGiftContactsOnlyNewlyQualified(t *testing.T) {
 		for email, n := range per {
 			require.Equal(t, 1, n, "%s is contacted once across runs", email)
 		}
+	})
+}
+
+// A standing gift on SendGrid starts each run Lead (15 minutes) before its
+// cron time and finishes before that time. The next run is the next cron
+// time after this run's, not after now (which is this run again): one cron
+// time is one run, however many ticks fall in the lead.
+func TestStandingCampaignRunsOncePerCronTimeWithinTheLead(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		fake := sendgridfake.New()
+		defer fake.Close()
+		seedAudience(t, s, 4)
+		c, err := s.CreateCampaign(ctx, campaigns.CampaignInput{Kind: campaigns.KindGift, Name: "Daily thanks",
+			TimeZone: "America/Chicago", Filter: campaigns.Filter{Metros: []string{"Chicago"}},
+			Gift: &campaigns.GiftFields{Type: "free_upgrade", Fulfilment: "manual"}}, "t")
+		require.NoError(t, err)
+		// Daily, at a minute about 10 minutes from now (Chicago): inside the lead.
+		loc, _ := time.LoadLocation("America/Chicago")
+		at := time.Now().In(loc).Add(10 * time.Minute)
+		c, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Cron: fmt.Sprintf("%d %d * * *", at.Minute(), at.Hour())})
+		require.NoError(t, err)
+		runAt := *c.SendAt
+		sg := jobs.NewSendGrid(jobs.SendGridConfig{APIKey: "SG.test", BaseURL: fake.URL})
+		d := dispatcher(t, s, sg, jobs.DispatchConfig{})
+		for i := 0; i < 3; i++ {
+			require.NoError(t, d.Tick(ctx))
+		}
+		c, err = s.Campaign(ctx, c.ID)
+		require.NoError(t, err)
+		require.Equal(t, 1, c.Runs, "one cron time is one run")
+		require.Equal(t, campaigns.StatusScheduled, c.Status)
+		next := runAt.In(loc).AddDate(0, 0, 1) // the same wall-clock time tomorrow
+		require.True(t, next.Equal(*c.SendAt), "the next run is tomorrow's: want %s, got %s", next, c.SendAt.In(loc))
+		require.Equal(t, 4, fake.DeliveredCount())
 	})
 }
