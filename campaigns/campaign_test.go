@@ -861,3 +861,64 @@ func TestCrossingWebhookBatchesDoNotDeadlock(t *testing.T) {
 		require.EqualValues(t, len(ids), moved, "round %d: every guest delivered and opened", round)
 	}
 }
+
+// A one-off campaign paused mid-send is resumed, not scheduled again:
+// another start would freeze its audience a second time (a second run,
+// newly qualified customers added, a separate holdout). One paused before
+// it started, and a standing one between runs, can still be scheduled.
+func TestStartedOneOffCampaignIsResumedNotRescheduled(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		addCustomers(t, s, 5, "rs")
+		c := startCampaign(t, s, eventInput("Paused mid-send"))
+		_, err := s.Pause(ctx, c.ID)
+		require.NoError(t, err)
+		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{SendAt: ptr(time.Now().Add(time.Hour))})
+		require.Equal(t, campaigns.ECONFLICT, campaigns.ErrorCode(err), "%v", err)
+		require.Contains(t, err.Error(), "resume it")
+		cur, err := s.Campaign(ctx, c.ID)
+		require.NoError(t, err)
+		require.Equal(t, campaigns.StatusPaused, cur.Status, "nothing changed")
+		require.Equal(t, 1, cur.Runs)
+		cur, err = s.Resume(ctx, c.ID)
+		require.NoError(t, err)
+		require.Equal(t, campaigns.StatusSending, cur.Status)
+
+		early, err := s.CreateCampaign(ctx, eventInput("Paused before the start"), "t")
+		require.NoError(t, err)
+		_, err = s.Schedule(ctx, early.ID, campaigns.ScheduleInput{SendAt: ptr(time.Now().Add(time.Hour))})
+		require.NoError(t, err)
+		_, err = s.Pause(ctx, early.ID)
+		require.NoError(t, err)
+		early, err = s.Schedule(ctx, early.ID, campaigns.ScheduleInput{SendAt: ptr(time.Now().Add(2 * time.Hour))})
+		require.NoError(t, err)
+		require.Equal(t, campaigns.StatusScheduled, early.Status)
+
+		gift, err := s.CreateCampaign(ctx, campaigns.CampaignInput{Kind: campaigns.KindGift, Name: "Monthly", TimeZone: "America/Chicago",
+			Filter: campaigns.Filter{Metros: []string{"Chicago"}}, Gift: &campaigns.GiftFields{Type: "free_upgrade", Fulfilment: "manual"}}, "t")
+		require.NoError(t, err)
+		_, err = s.Schedule(ctx, gift.ID, campaigns.ScheduleInput{Now: true})
+		require.NoError(t, err)
+		_, err = s.Start(ctx, gift.ID)
+		require.NoError(t, err)
+		_, err = s.Schedule(ctx, gift.ID, campaigns.ScheduleInput{Cron: "0 9 1 * *"})
+		require.Equal(t, campaigns.ECONFLICT, campaigns.ErrorCode(err), "a sending campaign cannot be scheduled")
+		_, err = s.Pause(ctx, gift.ID)
+		require.NoError(t, err)
+		_, err = s.Schedule(ctx, gift.ID, campaigns.ScheduleInput{Cron: "0 9 1 * *"})
+		require.Equal(t, campaigns.ECONFLICT, campaigns.ErrorCode(err), "a one-off gift that started is resumed too")
+
+		standing, err := s.CreateCampaign(ctx, campaigns.CampaignInput{Kind: campaigns.KindGift, Name: "Standing", TimeZone: "America/Chicago",
+			Filter: campaigns.Filter{Metros: []string{"Chicago"}}, Gift: &campaigns.GiftFields{Type: "free_upgrade", Fulfilment: "manual"}}, "t")
+		require.NoError(t, err)
+		_, err = s.Schedule(ctx, standing.ID, campaigns.ScheduleInput{Cron: "0 9 1 * *"})
+		require.NoError(t, err)
+		_, err = s.Start(ctx, standing.ID)
+		require.NoError(t, err)
+		_, err = s.Pause(ctx, standing.ID)
+		require.NoError(t, err)
+		standing, err = s.Schedule(ctx, standing.ID, campaigns.ScheduleInput{Cron: "0 9 15 * *"})
+		require.NoError(t, err, "a standing campaign takes a new spec for its next runs")
+		require.Equal(t, campaigns.StatusScheduled, standing.Status)
+	})
+}

@@ -112,18 +112,34 @@ func (s *Store) Schedule(ctx context.Context, id int64, in ScheduleInput) (*Camp
 			return nil, err
 		}
 	}
-	from := []Status{StatusDraft, StatusMissed, StatusPaused}
-	if c.Status == StatusPaused && c.Runs == 0 {
-		from = []Status{StatusPaused}
+	if c.Status == StatusPaused && c.Runs > 0 && !c.Standing() {
+		return nil, startedOneOff()
 	}
-	ok, err := s.transition(s.db.WithContext(ctx), id, from, StatusScheduled, fields)
-	if err != nil {
-		return nil, err
+	fields["status"], fields["status_note"], fields["updated_at"] = StatusScheduled, "", now
+	// A one-off campaign that has started keeps its frozen audience:
+	// scheduled again, its next start would freeze a second one (a new
+	// run, newly qualified customers added, another holdout). The
+	// condition is in the UPDATE too, against a start in between.
+	res := s.db.WithContext(ctx).Model(&Campaign{}).
+		Where("id = ? AND status IN ? AND NOT (status = ? AND runs > 0 AND cron_spec = '')",
+			id, []Status{StatusDraft, StatusMissed, StatusPaused}, StatusPaused).
+		Updates(fields)
+	if res.Error != nil {
+		return nil, res.Error
 	}
-	if !ok {
+	if res.RowsAffected != 1 {
+		if cur, err := s.Campaign(ctx, id); err == nil && cur.Status == StatusPaused && cur.Runs > 0 && !cur.Standing() {
+			return nil, startedOneOff()
+		}
 		return nil, conflictf("a %s campaign cannot be scheduled", c.Status)
 	}
 	return s.Campaign(ctx, id)
+}
+
+// startedOneOff is the conflict of scheduling a one-off campaign again
+// once it has started sending.
+func startedOneOff() error {
+	return conflictf("this campaign has already started sending: resume it to send the rest (scheduling it again would freeze its audience a second time)")
 }
 
 // checkGiftCodes refuses a code-fulfilled gift whose pool cannot cover its
