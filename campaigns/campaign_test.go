@@ -766,6 +766,43 @@ func TestFreezeAfterAWalkInSkipsThem(t *testing.T) {
 	})
 }
 
+// Walk-ins met at the door before the start are not part of the audience
+// the holdout is drawn from: an attended walk-in is never held out, and
+// the holdout is its share of the frozen audience alone.
+func TestHoldoutIsNotDrawnFromWalkIns(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		addCustomers(t, s, 5, "door")
+		in := eventInput("Door and holdout")
+		in.HoldoutPercent = 50
+		c, err := s.CreateCampaign(ctx, in, "t")
+		require.NoError(t, err)
+		_, err = s.Schedule(ctx, c.ID, campaigns.ScheduleInput{Now: true})
+		require.NoError(t, err)
+		// Three of five at the door first: drawn with them, half of five
+		// (3) would hold out at least one walk-in.
+		for i := 0; i < 3; i++ {
+			_, err = s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{Name: fmt.Sprintf("door %d", i), Email: fmt.Sprintf("door%d@example.com", i)}, nil)
+			require.NoError(t, err)
+		}
+		res, err := s.Start(ctx, c.ID)
+		require.NoError(t, err)
+		require.EqualValues(t, 2, res.Frozen)
+		require.EqualValues(t, 1, res.Holdout, "half of the two frozen, rounded")
+		invs, _, err := s.Invitations(ctx, c.ID, 1, 10)
+		require.NoError(t, err)
+		require.Len(t, invs, 5)
+		held := 0
+		for _, inv := range invs {
+			require.False(t, inv.WalkIn && inv.Holdout, "walk-in %s is held out", inv.Email)
+			if inv.Holdout {
+				held++
+			}
+		}
+		require.Equal(t, 1, held)
+	})
+}
+
 // A walk-in written while the invitations go out is waited for, and the
 // freeze skips them rather than failing on their key.
 func TestFreezeWaitsForAWalkInBeingWritten(t *testing.T) {

@@ -162,13 +162,15 @@ func (s *Store) Start(ctx context.Context, id int64) (StartResult, error) {
 }
 
 // drawHoldout marks a reproducible random pct of the run's audience as
-// holdout: the same seed and audience always give the same draw.
+// holdout: the same seed and audience always give the same draw. Walk-ins
+// are not drawn: met at the door before the start, they carry the first
+// run's number, but they were never part of an audience to hold out.
 func (s *Store) drawHoldout(tx *gorm.DB, c *Campaign, run int) (int64, error) {
 	if c.HoldoutPercent == 0 {
 		return 0, nil
 	}
 	var ids []int64
-	if err := tx.Model(&Invitation{}).Where("campaign_id = ? AND run = ?", c.ID, run).
+	if err := tx.Model(&Invitation{}).Where("campaign_id = ? AND run = ? AND NOT walk_in", c.ID, run).
 		Order("customer_id").Pluck("id", &ids).Error; err != nil {
 		return 0, err
 	}
