@@ -87,7 +87,8 @@ func (a *App) rsvpAnswer(c *fiber.Ctx) error {
 	return a.renderRSVP(c, res.View, note, true)
 }
 
-// rsvpCalendar is the guest's own .ics: its UID is stable per invitation.
+// rsvpCalendar is the "Add to calendar" file: the same event, under the same
+// UID, as the invitation email's attachment.
 func (a *App) rsvpCalendar(c *fiber.Ctx) error {
 	v, err := a.store.RSVPByToken(c.UserContext(), c.Params("token"))
 	if err != nil {
@@ -97,7 +98,7 @@ func (a *App) rsvpCalendar(c *fiber.Ctx) error {
 	if from == nil {
 		from = &mail.Address{Address: "events@example.com"}
 	}
-	ics, err := v.Campaign.Calendar(a.baseURL(c), *from, "-invitation-"+strconv.FormatInt(v.Invitation.ID, 10))
+	ics, err := v.Campaign.Calendar(a.baseURL(c), *from)
 	if err != nil {
 		return err
 	}

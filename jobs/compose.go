@@ -128,7 +128,7 @@ func (cp *Composer) Batch(c *campaigns.Campaign, claims []campaigns.Claim, batch
 	b := &Batch{ID: batchID, CampaignID: c.ID, Kind: kind, SendAt: sendAt, From: cp.From, Subject: d.Subject,
 		Text: txt.String(), HTML: h.String(), Categories: []string{"rapport", kind, "campaign-" + fmt.Sprint(c.ID)}}
 	if c.Kind == campaigns.KindEvent && kind != campaigns.FollowSurvey {
-		cal, err := c.Calendar(cp.BaseURL, cp.From, "")
+		cal, err := c.Calendar(cp.BaseURL, cp.From)
 		if err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -73,7 +74,8 @@ func TestEmailsAsARecipientSeesThem(t *testing.T) {
 	require.Equal(t, c.StartsAt.In(loc).Hour(), start.In(loc).Hour(), "the right local hour in Chicago")
 	uid, err := evs[0].Props.Text(ical.PropUID)
 	require.NoError(t, err)
-	require.True(t, strings.HasPrefix(uid, "campaign-"))
+	require.Equal(t, fmt.Sprintf("campaign-%d@rapport.example.com", c.ID), uid, "the event's one UID, as on the RSVP page's calendar link")
+	require.True(t, strings.HasPrefix(string(raw), "BEGIN:VCALENDAR\r\n"), "RFC 5545 lines end in CRLF")
 	summary, err := evs[0].Props.Text(ical.PropSummary)
 	require.NoError(t, err)
 	require.Equal(t, "Golf <9 holes>", summary)

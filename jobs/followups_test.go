@@ -78,7 +78,7 @@ func TestFollowupsGoOutOnceEach(t *testing.T) {
 		var att string
 		require.NoError(t, s.DB().Raw(`SELECT attachments FROM outbox WHERE campaign_id = ? AND kind = 'update'`, c.ID).Scan(&att).Error)
 		require.Contains(t, att, "text/calendar")
-		cal, err := after.Calendar("https://x.example", mailFrom(), "")
+		cal, err := after.Calendar("https://x.example", mailFrom())
 		require.NoError(t, err)
 		require.Contains(t, string(cal), "SEQUENCE:1")
 		require.Contains(t, string(cal), "The Other Hall")
