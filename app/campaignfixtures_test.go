@@ -85,9 +85,15 @@ func cid(format string, c *campaigns.Campaign) string { return fmt.Sprintf(forma
 // survey, returning its link token.
 func (e *env) newSurvey() string {
 	e.t.Helper()
+	return e.surveyOf(e.customers[0].ID)
+}
+
+// surveyOf is newSurvey for the guest who is customer customerID.
+func (e *env) surveyOf(customerID int64) string {
+	e.t.Helper()
 	ctx := context.Background()
 	f := e.newSent()
-	_, err := e.store.CheckIn(ctx, f.campaign.ID, campaigns.CheckinTarget{CustomerID: f.claims[0].CustomerID}, nil)
+	_, err := e.store.CheckIn(ctx, f.campaign.ID, campaigns.CheckinTarget{CustomerID: customerID}, nil)
 	require.NoError(e.t, err)
 	past := time.Now().UTC().Add(-48 * time.Hour)
 	require.NoError(e.t, e.store.DB().Exec("UPDATE campaigns SET starts_at = ?, ends_at = ? WHERE id = ?", past.Add(-time.Hour), past, f.campaign.ID).Error)
@@ -103,8 +109,14 @@ func (e *env) newSurvey() string {
 // newDetractor is an invitation answered 3 and not yet followed up.
 func (e *env) newDetractor() int64 {
 	e.t.Helper()
+	return e.detractorOf(e.customers[0].ID)
+}
+
+// detractorOf is newDetractor for customer customerID.
+func (e *env) detractorOf(customerID int64) int64 {
+	e.t.Helper()
 	score := 3
-	v, err := e.store.AnswerSurvey(context.Background(), e.newSurvey(), &score, nil)
+	v, err := e.store.AnswerSurvey(context.Background(), e.surveyOf(customerID), &score, nil)
 	require.NoError(e.t, err)
 	return v.InvitationID
 }

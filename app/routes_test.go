@@ -314,7 +314,11 @@ func requestFor(t *testing.T, e *env, route, who string) accessRequest {
 	case "GET /followups":
 		return accessRequest{path: "/followups"}
 	case "POST /followups/:id/done":
-		return accessRequest{path: fmt.Sprintf("/followups/%d/done", e.newDetractor()), form: url.Values{}}
+		id := e.newDetractor()
+		if who == rep { // a rep marks only their own customers' detractors
+			e.ownDetractor(id, e.users[campaigns.RoleRep].ID)
+		}
+		return accessRequest{path: fmt.Sprintf("/followups/%d/done", id), form: url.Values{}}
 	case "GET /finance", "GET /api/v1/reports/roi", "GET /audit":
 		return accessRequest{path: strings.Fields(route)[1]}
 	case "POST /campaigns/:id/costs":

@@ -49,25 +49,37 @@ func (a *App) surveyComment(c *fiber.Ctx) error {
 // followupsPage lists detractors to call back: a rep sees their own
 // customers, coordinators and admins everyone's.
 func (a *App) followupsPage(c *fiber.Ctx) error {
-	p := principal(c)
-	var owner *int64
-	if p.Role == campaigns.RoleRep && p.User != nil {
-		owner = &p.User.ID
-	}
-	list, err := a.store.Detractors(c.UserContext(), owner, c.Query("all") == "")
+	list, err := a.store.Detractors(c.UserContext(), repScope(principal(c)), c.Query("all") == "")
 	if err != nil {
 		return err
 	}
 	return a.render(c, "pages/followups", fiber.Map{"Title": "Follow-ups", "List": list, "All": c.Query("all") != ""})
 }
 
+// followedUpForm marks a detractor as called back: a rep only their own
+// customers', as the list shows them.
 func (a *App) followedUpForm(c *fiber.Ctx) error {
 	id, err := idParam(c)
 	if err != nil {
 		return err
 	}
-	if err := a.store.MarkFollowedUp(c.UserContext(), id, principal(c).Name); err != nil {
+	p := principal(c)
+	if err := a.store.MarkFollowedUp(c.UserContext(), id, repScope(p), p.Name); err != nil {
 		return err
 	}
 	return a.redirectWith(c, "/followups", "ok", "Marked as followed up.")
+}
+
+// repScope is the owner a rep's follow-ups are narrowed to; nil (everyone's)
+// for the other roles. A rep without a user (none signs in that way today)
+// owns no one.
+func repScope(p *Principal) *int64 {
+	if p.Role != campaigns.RoleRep {
+		return nil
+	}
+	var id int64
+	if p.User != nil {
+		id = p.User.ID
+	}
+	return &id
 }

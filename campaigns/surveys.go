@@ -149,10 +149,17 @@ func (s *Store) Detractors(ctx context.Context, ownerID *int64, open bool) ([]De
 	return out, err
 }
 
-// MarkFollowedUp records that someone called a detractor back.
-func (s *Store) MarkFollowedUp(ctx context.Context, invitationID int64, by string) error {
-	res := s.db.WithContext(ctx).Model(&Invitation{}).Where("id = ? AND nps_score IS NOT NULL AND followed_up_at IS NULL", invitationID).
-		Updates(map[string]any{"followed_up_at": s.now(), "followed_up_by": by})
+// MarkFollowedUp records that someone called a detractor (a score of 0-6)
+// back. ownerID, for a rep, narrows it to their own customers, as the list
+// is: another rep's detractor, like an invitation with no detractor score,
+// is not found.
+func (s *Store) MarkFollowedUp(ctx context.Context, invitationID int64, ownerID *int64, by string) error {
+	q := s.db.WithContext(ctx).Model(&Invitation{}).
+		Where("id = ? AND nps_score IS NOT NULL AND nps_score <= 6 AND followed_up_at IS NULL", invitationID)
+	if ownerID != nil {
+		q = q.Where("customer_id IN (SELECT id FROM customers WHERE owner_id = ?)", *ownerID)
+	}
+	res := q.Updates(map[string]any{"followed_up_at": s.now(), "followed_up_by": by})
 	if res.Error != nil {
 		return res.Error
 	}

@@ -144,7 +144,7 @@ func TestSurveyAfterTheEvent(t *testing.T) {
 		det, err := s.Detractors(ctx, nil, true)
 		require.NoError(t, err)
 		require.Len(t, det, 4)
-		require.NoError(t, s.MarkFollowedUp(ctx, det[0].InvitationID, "rep@example.com"))
+		require.NoError(t, s.MarkFollowedUp(ctx, det[0].InvitationID, nil, "rep@example.com"))
 		det, err = s.Detractors(ctx, nil, true)
 		require.NoError(t, err)
 		require.Len(t, det, 3)
