@@ -26,7 +26,7 @@ func (a *App) surveyPage(c *fiber.Ctx) error {
 	}
 	c.Set("Referrer-Policy", "no-referrer")
 	return a.render(c, "pages/survey", fiber.Map{"Title": "Thank you", "V": v, "Token": c.Params("token"),
-		"Scores": []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}})
+		"Scores": []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, "CommentMax": campaigns.SurveyCommentMax})
 }
 
 // surveyComment saves a score (no JavaScript needed) and/or a comment.
@@ -43,7 +43,7 @@ func (a *App) surveyComment(c *fiber.Ctx) error {
 		return err
 	}
 	return a.render(c, "pages/survey", fiber.Map{"Title": "Thank you", "V": v, "Token": c.Params("token"),
-		"Scores": []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, "Saved": true})
+		"Scores": []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, "CommentMax": campaigns.SurveyCommentMax, "Saved": true})
 }
 
 // followupsPage lists detractors to call back: a rep sees their own

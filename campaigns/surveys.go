@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 )
@@ -69,6 +71,11 @@ func (s *Store) AnswerSurvey(ctx context.Context, token string, score *int, comm
 	if score != nil && (*score < 0 || *score > 10) {
 		return nil, &Error{Code: EINVALID, Message: "scores go from 0 to 10", Fields: map[string]string{"score": "must be 0-10"}}
 	}
+	// The database refuses text that is not UTF-8, or holds a NUL: named
+	// here, rather than a failed transaction that loses the score too.
+	if comment != nil && (!utf8.ValidString(*comment) || strings.IndexByte(*comment, 0) >= 0) {
+		return nil, &Error{Code: EINVALID, Message: "the comment is not valid text", Fields: map[string]string{"comment": "is not valid UTF-8 text"}}
+	}
 	var out SurveyView
 	err = s.tx(ctx, func(tx *gorm.DB) error {
 		var inv Invitation
@@ -90,10 +97,7 @@ func (s *Store) AnswerSurvey(ctx context.Context, token string, score *int, comm
 			inv.NPSScore = score
 		}
 		if comment != nil && open {
-			cm := strings.TrimSpace(*comment)
-			if len(cm) > 2000 {
-				cm = cm[:2000]
-			}
+			cm := surveyComment(*comment)
 			fields["nps_comment"], inv.NPSComment = cm, cm
 		}
 		if len(fields) > 0 {
@@ -109,6 +113,25 @@ func (s *Store) AnswerSurvey(ctx context.Context, token string, score *int, comm
 		return nil
 	})
 	return &out, err
+}
+
+// SurveyCommentMax is how many characters of a survey comment are kept.
+const SurveyCommentMax = 2000
+
+// surveyComment is a comment as stored: trimmed, and cut to
+// SurveyCommentMax characters. It counts characters, not bytes: a cut
+// inside a character leaves text PostgreSQL refuses, and the score sent
+// with the comment was lost with it.
+func surveyComment(s string) string {
+	s = strings.TrimSpace(s)
+	n := 0
+	for i := range s {
+		if n == SurveyCommentMax {
+			return strings.TrimRightFunc(s[:i], unicode.IsSpace)
+		}
+		n++
+	}
+	return s
 }
 
 // Detractor is a customer who scored 0–6, for their owner to call.

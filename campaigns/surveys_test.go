@@ -3,6 +3,7 @@ package campaigns_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,5 +77,52 @@ func TestMarkFollowedUpIsARepsOwnDetractor(t *testing.T) {
 		var inv campaigns.Invitation
 		require.NoError(t, s.DB().First(&inv, promoter.ID).Error)
 		require.Nil(t, inv.FollowedUpAt)
+	})
+}
+
+// A long comment is kept to its first 2000 characters, not bytes: a cut
+// inside a character was text PostgreSQL refused, and the guest's score
+// was lost with it.
+func TestSurveyCommentIsCutByCharacters(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		_, cl := sentEvent(t, s, 3, 10, 0)
+		for i, tc := range []struct{ comment, want string }{
+			{strings.Repeat("a", 1999) + "é and more", strings.Repeat("a", 1999) + "é"},
+			{strings.Repeat("é", 2000), strings.Repeat("é", 2000)}, // 4000 bytes, 2000 characters: whole
+			{"  " + strings.Repeat("€", 1999) + " x  ", strings.Repeat("€", 1999)},
+		} {
+			score := 3
+			v, err := s.AnswerSurvey(ctx, surveyLink(t, s, cl[i].ID), &score, &tc.comment)
+			require.NoError(t, err, "case %d", i)
+			require.Equal(t, tc.want, v.Comment, "case %d", i)
+			var inv campaigns.Invitation
+			require.NoError(t, s.DB().First(&inv, cl[i].ID).Error)
+			require.Equal(t, tc.want, inv.NPSComment, "case %d", i)
+			require.NotNil(t, inv.NPSScore, "case %d: the score is kept", i)
+			require.Equal(t, 3, *inv.NPSScore)
+		}
+	})
+}
+
+// A comment that is not text is refused naming the field, and nothing of
+// the answer is written.
+func TestSurveyCommentMustBeText(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		_, cl := sentEvent(t, s, 1, 10, 0)
+		tok := surveyLink(t, s, cl[0].ID)
+		for _, bad := range []string{"caf\xe9", "a\x00b"} {
+			score := 4
+			_, err := s.AnswerSurvey(ctx, tok, &score, &bad)
+			require.Equal(t, campaigns.EINVALID, campaigns.ErrorCode(err), "%q: %v", bad, err)
+			var ce *campaigns.Error
+			require.ErrorAs(t, err, &ce)
+			require.Contains(t, ce.Fields, "comment")
+		}
+		var inv campaigns.Invitation
+		require.NoError(t, s.DB().First(&inv, cl[0].ID).Error)
+		require.Nil(t, inv.NPSScore)
+		require.Empty(t, inv.NPSComment)
 	})
 }
