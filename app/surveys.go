@@ -1,8 +1,6 @@
 package app
 
 import (
-	"strconv"
-
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
@@ -12,13 +10,9 @@ import (
 // surveyPage records the score of a one-click link (?score=N) and thanks
 // the guest, with room for a comment.
 func (a *App) surveyPage(c *fiber.Ctx) error {
-	var score *int
-	if raw := c.Query("score"); raw != "" {
-		n, err := strconv.Atoi(raw)
-		if err != nil {
-			return &campaigns.Error{Code: campaigns.EINVALID, Message: "scores go from 0 to 10", Fields: map[string]string{"score": "must be 0-10"}}
-		}
-		score = &n
+	score, err := campaigns.ParseScore(c.Query("score"))
+	if err != nil {
+		return err
 	}
 	v, err := a.store.AnswerSurvey(c.UserContext(), c.Params("token"), score, nil)
 	if err != nil {
@@ -29,13 +23,13 @@ func (a *App) surveyPage(c *fiber.Ctx) error {
 		"Scores": []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, "CommentMax": campaigns.SurveyCommentMax})
 }
 
-// surveyComment saves a score (no JavaScript needed) and/or a comment.
+// surveyComment saves a score (no JavaScript needed) and/or a comment. A
+// score that is sent but is not 0-10 is refused, naming it, rather than
+// dropped while the comment is saved.
 func (a *App) surveyComment(c *fiber.Ctx) error {
-	var score *int
-	if raw := c.FormValue("score"); raw != "" {
-		if n, err := strconv.Atoi(raw); err == nil {
-			score = &n
-		}
+	score, err := campaigns.ParseScore(c.FormValue("score"))
+	if err != nil {
+		return err
 	}
 	comment := utils.CopyString(c.FormValue("comment"))
 	v, err := a.store.AnswerSurvey(c.UserContext(), c.Params("token"), score, &comment)

@@ -2,6 +2,7 @@ package campaigns
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -61,15 +62,17 @@ type SurveyView struct {
 // surveyWindow is how long an answer may change after it is first given.
 const surveyWindow = 7 * 24 * time.Hour
 
-// AnswerSurvey records a 0–10 score from a survey link: one answer per
-// invitation, changeable for 7 days; it credits the survey rule once.
+// AnswerSurvey records a 0–10 score and/or a comment from a survey link:
+// one answer per invitation, changeable for 7 days. The survey rule is
+// credited (once, whatever the changes) when a score is recorded; a
+// comment alone, or a form sent again unchanged, credits nothing.
 func (s *Store) AnswerSurvey(ctx context.Context, token string, score *int, comment *string) (*SurveyView, error) {
 	t, err := s.ResolveToken(ctx, TokenSurvey, token)
 	if err != nil || t.InvitationID == nil {
 		return nil, Errorf(ENOTFOUND, "this survey link is not valid")
 	}
 	if score != nil && (*score < 0 || *score > 10) {
-		return nil, &Error{Code: EINVALID, Message: "scores go from 0 to 10", Fields: map[string]string{"score": "must be 0-10"}}
+		return nil, errScore()
 	}
 	// The database refuses text that is not UTF-8, or holds a NUL: named
 	// here, rather than a failed transaction that loses the score too.
@@ -89,7 +92,8 @@ func (s *Store) AnswerSurvey(ctx context.Context, token string, score *int, comm
 		now := s.now()
 		open := inv.NPSAt == nil || now.Before(inv.NPSAt.Add(surveyWindow))
 		fields := map[string]any{}
-		if score != nil && open && (inv.NPSScore == nil || *inv.NPSScore != *score) {
+		scored := score != nil && open && (inv.NPSScore == nil || *inv.NPSScore != *score)
+		if scored {
 			fields["nps_score"] = *score
 			if inv.NPSAt == nil {
 				fields["nps_at"] = now
@@ -97,14 +101,17 @@ func (s *Store) AnswerSurvey(ctx context.Context, token string, score *int, comm
 			inv.NPSScore = score
 		}
 		if comment != nil && open {
-			cm := surveyComment(*comment)
-			fields["nps_comment"], inv.NPSComment = cm, cm
+			if cm := surveyComment(*comment); cm != inv.NPSComment {
+				fields["nps_comment"], inv.NPSComment = cm, cm
+			}
 		}
 		if len(fields) > 0 {
 			fields["updated_at"] = now
 			if err := tx.Model(&Invitation{}).Where("id = ?", inv.ID).Updates(fields).Error; err != nil {
 				return err
 			}
+		}
+		if scored {
 			if err := s.credit(tx, &c, inv.CustomerID, TriggerSurvey, CampaignSource(c.ID), "survey"); err != nil {
 				return err
 			}
@@ -113,6 +120,24 @@ func (s *Store) AnswerSurvey(ctx context.Context, token string, score *int, comm
 		return nil
 	})
 	return &out, err
+}
+
+// ParseScore reads a score as a link or form sends it: "" is none, a whole
+// number 0-10 is a score, anything else is an error naming the field.
+func ParseScore(raw string) (*int, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 0 || n > 10 {
+		return nil, errScore()
+	}
+	return &n, nil
+}
+
+func errScore() *Error {
+	return &Error{Code: EINVALID, Message: "scores go from 0 to 10", Fields: map[string]string{"score": "must be a whole number from 0 to 10"}}
 }
 
 // SurveyCommentMax is how many characters of a survey comment are kept.

@@ -126,3 +126,75 @@ func TestSurveyCommentMustBeText(t *testing.T) {
 		require.Empty(t, inv.NPSComment)
 	})
 }
+
+// surveyCredits counts a customer's ledger entries of the survey rule.
+func surveyCredits(t *testing.T, s *campaigns.Store, customerID int64) int {
+	t.Helper()
+	led, err := s.Ledger(context.Background(), customerID)
+	require.NoError(t, err)
+	n := 0
+	for _, e := range led {
+		if e.Rule == "survey" {
+			n++
+		}
+	}
+	return n
+}
+
+// The survey rule is credited when a score is recorded: not for a form sent
+// with no score, nor for a comment alone; and a form sent again unchanged
+// writes nothing.
+func TestSurveyCreditsOnlyAScore(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		_, cl := sentEvent(t, s, 1, 10, 0)
+		tok, who := surveyLink(t, s, cl[0].ID), cl[0].CustomerID
+		reload := func() campaigns.Invitation {
+			var inv campaigns.Invitation
+			require.NoError(t, s.DB().First(&inv, cl[0].ID).Error)
+			return inv
+		}
+		before := reload()
+		clock := time.Now()
+		s.SetClock(func() time.Time { return clock })
+		later := func() { clock = clock.Add(time.Hour) } // a write after this shows in updated_at
+
+		later()
+		v, err := s.AnswerSurvey(ctx, tok, nil, ptr(""))
+		require.NoError(t, err)
+		require.Nil(t, v.Score)
+		require.Zero(t, surveyCredits(t, s, who), "an empty form is no answer")
+		require.True(t, before.UpdatedAt.Equal(reload().UpdatedAt), "an empty form writes nothing")
+
+		later()
+		v, err = s.AnswerSurvey(ctx, tok, nil, ptr("The wine was warm."))
+		require.NoError(t, err)
+		require.Equal(t, "The wine was warm.", v.Comment)
+		require.Zero(t, surveyCredits(t, s, who), "a comment without a score is no answer")
+
+		later()
+		_, err = s.AnswerSurvey(ctx, tok, ptr(6), ptr("The wine was warm."))
+		require.NoError(t, err)
+		require.Equal(t, 1, surveyCredits(t, s, who))
+		answered := reload()
+		require.Equal(t, 6, *answered.NPSScore)
+
+		later()
+		_, err = s.AnswerSurvey(ctx, tok, ptr(6), ptr("  The wine was warm. "))
+		require.NoError(t, err)
+		require.True(t, answered.UpdatedAt.Equal(reload().UpdatedAt), "the same answer again writes nothing")
+
+		later()
+		_, err = s.AnswerSurvey(ctx, tok, ptr(8), nil)
+		require.NoError(t, err)
+		require.Equal(t, 1, surveyCredits(t, s, who), "a changed score is credited once")
+		require.Equal(t, "The wine was warm.", reload().NPSComment, "a score alone keeps the comment")
+
+		_, err = s.AnswerSurvey(ctx, tok, ptr(11), nil)
+		require.Equal(t, campaigns.EINVALID, campaigns.ErrorCode(err))
+		var ce *campaigns.Error
+		require.ErrorAs(t, err, &ce)
+		require.Contains(t, ce.Fields, "score")
+		require.Equal(t, 8, *reload().NPSScore)
+	})
+}
