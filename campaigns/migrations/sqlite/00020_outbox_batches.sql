@@ -1,4 +1,4 @@
--- See postgres/00022_outbox_batches.sql.
+-- See postgres/00020_outbox_batches.sql.
 
 -- +goose Up
 CREATE TABLE outbox_batches (

@@ -1,4 +1,4 @@
--- See postgres/00024_attended_undone.sql.
+-- See postgres/00021_attended_undone.sql.
 
 -- +goose Up
 ALTER TABLE invitations ADD COLUMN attended_undone INTEGER NOT NULL DEFAULT 0;
