@@ -375,8 +375,9 @@ func (s *Store) Funnel(ctx context.Context, c *Campaign) (Funnel, error) {
 	if err != nil {
 		return f, err
 	}
-	err = s.db.WithContext(ctx).Model(&LedgerEntry{}).Where("source = ?", CampaignSource(c.ID)).
-		Distinct("customer_id").Count(&f.Promoted).Error
+	src := CampaignSource(c.ID)
+	promo, err := promotedBy(s.db.WithContext(ctx), []string{src})
+	f.Promoted = promo[src]
 	return f, err
 }
 

@@ -201,3 +201,44 @@ func TestUndoCheckInTakesBackThePromotion(t *testing.T) {
 		require.EqualValues(t, 1, attendedCredits(other), "the credit that stands is not given twice")
 	})
 }
+
+// An undone check-in (the level taken back, a compensating ledger row)
+// must not count as a promotion on the campaign's funnel and ROI.
+func TestUndoneCheckInIsNotAPromotion(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		ids := addCustomers(t, s, 3, "undo-")
+		require.NoError(t, s.DB().Exec("UPDATE customers SET level = 3 WHERE id IN ?", ids).Error)
+		c := startCampaign(t, s, eventInput("Undo"))
+		cl, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "w", BatchID: "b", Limit: 1000, Lease: time.Minute, CancelBy: time.Now().Add(time.Hour)})
+		require.NoError(t, err)
+		var inv []int64
+		for _, x := range cl {
+			inv = append(inv, x.ID)
+		}
+		_, err = s.SettleSent(ctx, campaigns.QueueInvitations, "w", "b", inv, "m", true)
+		require.NoError(t, err)
+		c, err = s.Campaign(ctx, c.ID)
+		require.NoError(t, err)
+
+		before, err := s.Funnel(ctx, c)
+		require.NoError(t, err)
+		require.Zero(t, before.Promoted, "nobody moved yet")
+
+		res, err := s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{CustomerID: cl[0].CustomerID}, nil)
+		require.NoError(t, err)
+		require.NoError(t, s.UndoCheckIn(ctx, c.ID, res.InvitationID, nil))
+		cu, err := s.Customer(ctx, cl[0].CustomerID)
+		require.NoError(t, err)
+		require.Equal(t, campaigns.Level(3), cu.Level, "the level went back")
+
+		f, err := s.Funnel(ctx, c)
+		require.NoError(t, err)
+		roi, err := s.CampaignROI(ctx, c.ID)
+		require.NoError(t, err)
+		require.Zero(t, f.Attended)
+		require.Zero(t, roi.Attendees)
+		require.Zero(t, f.Promoted, "funnel: the undone check-in promoted nobody")
+		require.Zero(t, roi.Promotions, "ROI: the undone check-in promoted nobody")
+	})
+}

@@ -155,6 +155,28 @@ func (s *Store) SetLevel(ctx context.Context, customerID int64, l Level, note st
 		Actor: actor, Note: note, Target: SetTo(l)})
 }
 
+// promotedBy counts, for each campaign source, the customers that
+// campaign's ledger rows moved up on balance. The ledger is append-only,
+// so an undone check-in leaves its credit and adds a compensating row
+// (checkin_undone) that takes the level back: a customer whose only move
+// from the campaign was undone is not counted.
+func promotedBy(db *gorm.DB, sources []string) (map[string]int64, error) {
+	moved := db.Model(&LedgerEntry{}).Select("source, customer_id").Where("source IN ?", sources).
+		Group("source, customer_id").Having("sum(to_level - from_level) > 0")
+	var rows []struct {
+		Source string
+		N      int64
+	}
+	if err := db.Table("(?) AS moved", moved).Select("source, count(*) AS n").Group("source").Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.Source] = r.N
+	}
+	return out, nil
+}
+
 // Ledger returns a customer's level history, oldest first.
 func (s *Store) Ledger(ctx context.Context, customerID int64) ([]LedgerEntry, error) {
 	if _, err := s.Customer(ctx, customerID); err != nil {

@@ -421,19 +421,12 @@ func (s *Store) roiCounts(ctx context.Context, ids []int64, ws []roiWindow, idx 
 		for i, id := range chunk {
 			sources[i] = CampaignSource(id)
 		}
-		var promo []struct {
-			Source string
-			N      int64
-		}
-		if err := db.Model(&LedgerEntry{}).Select("source, count(DISTINCT customer_id) AS n").
-			Where("source IN ?", sources).Group("source").Scan(&promo).Error; err != nil {
+		promo, err := promotedBy(db, sources)
+		if err != nil {
 			return err
 		}
-		for _, p := range promo {
-			var id int64
-			if _, err := fmt.Sscanf(p.Source, "campaign:%d", &id); err == nil {
-				out[idx[id]].Promotions = p.N
-			}
+		for i, id := range chunk {
+			out[idx[id]].Promotions = promo[sources[i]]
 		}
 		var refn []struct {
 			CampaignID int64
