@@ -408,12 +408,21 @@ func (d *Dispatcher) sendBatch(ctx context.Context, c *campaigns.Campaign, src s
 			// size) and names no recipient: retrying repeats it, and none
 			// of them is at fault. Their rows go back to pending, and the
 			// campaign pauses until the coordinator fixes the cause and
-			// resumes.
-			if err := d.store.Release(ctx, src.queue, d.worker, batchID, ids, rej.Error()); err != nil {
+			// resumes. A campaign that cannot pause (a sent one's
+			// follow-ups) would have them retried on every tick, so there
+			// they fail, with the reason, as any refused row does.
+			paused, err := d.store.PauseWithNote(ctx, c.ID, "paused: "+rej.Error()+"; fix the cause, then resume")
+			if err != nil {
 				return false, err
 			}
-			_, _ = d.store.PauseWithNote(ctx, c.ID, "paused: "+rej.Error()+"; fix the cause, then resume")
-			return false, nil
+			if !paused {
+				reasons := make(map[int64]string, len(ids))
+				for _, id := range ids {
+					reasons[id] = rej.Error()
+				}
+				return false, d.store.SettleFailed(ctx, src.queue, d.worker, batchID, reasons)
+			}
+			return false, d.store.Release(ctx, src.queue, d.worker, batchID, ids, rej.Error())
 		}
 		reasons := map[int64]string{}
 		var retry []int64
