@@ -3,6 +3,8 @@ package campaigns
 import (
 	"context"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // A batch handed to the mail service ahead of its send time (SendGrid:
@@ -75,10 +77,102 @@ func (s *Store) RecallableBatches(ctx context.Context, lookback time.Duration) (
 
 // MarkRecalled records that a cancelled campaign's batch was recalled at
 // the mail service: its rows are suppressed with the reason, never sent.
+// The settle had recorded their customers as contacted; a customer whose
+// last contact was this batch gets back the last one Rapport still sent
+// them (none: no contact), so a campaign cancelled and sent again, or the
+// next one's "not contacted within" filter, does not skip them for an
+// email they never got.
 func (s *Store) MarkRecalled(ctx context.Context, q Queue, batchID string) (int64, error) {
 	now := s.now()
-	res := s.db.WithContext(ctx).Table(string(q)).
-		Where("batch_id = ? AND status = 'sent' AND campaign_id IN (SELECT id FROM campaigns WHERE status = ?)", batchID, StatusCancelled).
-		Updates(map[string]any{"status": InvSuppressed, "status_reason": RecalledReason, "sent_at": nil, "updated_at": now})
-	return res.RowsAffected, res.Error
+	var n int64
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var rows []struct {
+			CustomerID int64
+			SentAt     *time.Time
+		}
+		where := "batch_id = ? AND status = 'sent' AND campaign_id IN (SELECT id FROM campaigns WHERE status = ?)"
+		if err := tx.Table(string(q)).Select("customer_id, sent_at").Where(where, batchID, StatusCancelled).
+			Scan(&rows).Error; err != nil || len(rows) == 0 {
+			return err
+		}
+		res := tx.Table(string(q)).Where(where, batchID, StatusCancelled).
+			Updates(map[string]any{"status": InvSuppressed, "status_reason": RecalledReason, "sent_at": nil, "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		n = res.RowsAffected
+		return restoreContacts(tx, rows)
+	})
+	return n, err
+}
+
+// restoreContacts puts back the last contact of customers whose recorded
+// one is a send now recalled (customer and that send's time): the latest
+// invitation or follow-up still sent to them, or no contact at all. A
+// contact known only from seeded history is not kept for them.
+func restoreContacts(tx *gorm.DB, recalled []struct {
+	CustomerID int64
+	SentAt     *time.Time
+}) error {
+	sentAt := map[int64]time.Time{}
+	var ids []int64
+	for _, r := range recalled {
+		if r.SentAt != nil {
+			if _, ok := sentAt[r.CustomerID]; !ok {
+				ids = append(ids, r.CustomerID)
+			}
+			sentAt[r.CustomerID] = *r.SentAt
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	var now []customerContact
+	if err := tx.Where("customer_id IN ?", ids).Find(&now).Error; err != nil {
+		return err
+	}
+	var undo []int64
+	for _, c := range now {
+		if c.LastContactedAt.Equal(sentAt[c.CustomerID]) {
+			undo = append(undo, c.CustomerID)
+		}
+	}
+	if len(undo) == 0 {
+		return nil // contacted again since, or never recorded
+	}
+	var sends []struct {
+		CustomerID int64
+		SentAt     time.Time
+	}
+	for _, q := range []Queue{QueueInvitations, QueueFollowups} {
+		var got []struct {
+			CustomerID int64
+			SentAt     time.Time
+		}
+		if err := tx.Table(string(q)).Select("customer_id, sent_at").
+			Where("customer_id IN ? AND sent_at IS NOT NULL AND status NOT IN ?", undo, []string{string(InvSuppressed), string(InvFailed)}).
+			Scan(&got).Error; err != nil {
+			return err
+		}
+		sends = append(sends, got...)
+	}
+	last := map[int64]time.Time{}
+	for _, x := range sends {
+		if x.SentAt.After(last[x.CustomerID]) {
+			last[x.CustomerID] = x.SentAt
+		}
+	}
+	if err := tx.Where("customer_id IN ?", undo).Delete(&customerContact{}).Error; err != nil {
+		return err
+	}
+	var back []customerContact
+	for _, id := range undo {
+		if t, ok := last[id]; ok {
+			back = append(back, customerContact{CustomerID: id, LastContactedAt: t})
+		}
+	}
+	if len(back) == 0 {
+		return nil
+	}
+	return tx.CreateInBatches(back, 1000).Error
 }
