@@ -564,8 +564,10 @@ func (s *Store) UndoCheckIn(ctx context.Context, campaignID, invitationID int64,
 			CustomerID     int64
 			Attended       bool
 			AttendedUndone int
+			Status         InvitationStatus
+			StatusReason   string
 		}
-		if err := lock(tx.Model(&Invitation{}).Select("customer_id, attended, attended_undone")).
+		if err := lock(tx.Model(&Invitation{}).Select("customer_id, attended, attended_undone, status, status_reason")).
 			Where("id = ? AND campaign_id = ?", invitationID, campaignID).Take(&inv).Error; err != nil {
 			return notFound(err, "invitation "+itoa(invitationID)+" in campaign", campaignID)
 		}
@@ -584,6 +586,11 @@ func (s *Store) UndoCheckIn(ctx context.Context, campaignID, invitationID int64,
 		}
 		if undone { // the next real check-in credits under a key of its own
 			cols["attended_undone"] = inv.AttendedUndone + 1
+		}
+		if inv.Status == InvSuppressed && inv.StatusReason == leaveHoldoutReason {
+			// A holdout customer tapped by mistake goes back into the
+			// control group, as the check-in had taken them out of it.
+			cols["holdout"], cols["walk_in"], cols["status"], cols["status_reason"] = true, false, InvPending, ""
 		}
 		return tx.Model(&Invitation{}).Where("id = ?", invitationID).Updates(cols).Error
 	})

@@ -112,6 +112,20 @@ func TestHoldoutGuestAtTheDoorLeavesTheHoldout(t *testing.T) {
 		again, err := s.CheckIn(ctx, c.ID, campaigns.CheckinTarget{CustomerID: held[0].CustomerID}, nil)
 		require.NoError(t, err)
 		require.False(t, again.Created)
+
+		// A mistaken tap undone puts them back in the control group.
+		require.NoError(t, s.UndoCheckIn(ctx, c.ID, held[0].ID, nil))
+		var back campaigns.Invitation
+		require.NoError(t, s.DB().First(&back, held[0].ID).Error)
+		require.False(t, back.Attended)
+		require.True(t, back.Holdout, "back in the holdout")
+		require.False(t, back.WalkIn)
+		require.Equal(t, campaigns.InvPending, back.Status)
+		require.Empty(t, back.StatusReason)
+		roi, err = s.CampaignROI(ctx, c.ID)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, roi.Attendees)
+		require.Equal(t, before.Incremental.Holdout-1, roi.Incremental.Holdout)
 	})
 }
 
