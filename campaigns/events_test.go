@@ -112,3 +112,22 @@ func TestFollowupBounceKeepsAnsweredInvitation(t *testing.T) {
 		}
 	})
 }
+
+// A bounce reason is kept to 500 bytes on the invitation and the customer.
+// Cut inside a character, PostgreSQL refused the text and the whole batch
+// of events with it; the cut falls between characters.
+func TestLongBounceReasonIsCutBetweenCharacters(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		cl := sentInvitations(t, s, 1, "lr")
+		// "bounce: " and 491 letters are 499 bytes: the é straddles the 500th.
+		reason := strings.Repeat("x", 491) + "é: mailbox unavailable"
+		_, err := s.ApplyEmailEvents(ctx, []campaigns.EmailEvent{{SGEventID: "lr1", InvitationID: &cl[0].ID, Email: cl[0].Email,
+			Event: campaigns.EvBounce, Reason: reason, OccurredAt: time.Now()}})
+		require.NoError(t, err)
+		inv := invitationByID(t, s, cl[0].ID)
+		require.Equal(t, campaigns.InvFailed, inv.Status)
+		require.Equal(t, "bounce: "+strings.Repeat("x", 491), inv.StatusReason)
+		require.Equal(t, campaigns.Bounced, consentOf(t, s, cl[0].CustomerID))
+	})
+}

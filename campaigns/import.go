@@ -634,11 +634,7 @@ func mapHeader(header []string) (map[string]int, error) {
 	if len(missing) > 0 {
 		found := strings.Join(header, ", ")
 		if len(found) > 120 {
-			cut := 120
-			for cut > 0 && !utf8.RuneStart(found[cut]) {
-				cut-- // not inside a character: the message is stored as text
-			}
-			found = found[:cut] + "…"
+			found = truncate(found, 120) + "…" // between characters: the message is stored as text
 		}
 		return nil, fmt.Errorf("%w: no recognisable header (needs %s; expected columns %s; found: %s)",
 			ErrNotCSV, strings.Join(missing, " and "), strings.Join(customerColumns, ", "), found)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"time"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -781,9 +782,15 @@ func (s *Store) Invitations(ctx context.Context, campaignID int64, page, perPage
 	return out, next, nil
 }
 
+// truncate keeps at most n bytes of s, cut between characters: cut inside
+// one, the text is not UTF-8 and PostgreSQL refuses to store it (a bounce
+// reason from SendGrid, a status note), failing the whole transaction.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }
