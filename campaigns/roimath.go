@@ -113,7 +113,7 @@ func NPS(scores []int) (float64, bool) {
 	if len(scores) == 0 {
 		return 0, false
 	}
-	var pro, det int
+	var pro, det int64
 	for _, s := range scores {
 		switch {
 		case s >= 9:
@@ -122,5 +122,13 @@ func NPS(scores []int) (float64, bool) {
 			det++
 		}
 	}
-	return 100 * float64(pro-det) / float64(len(scores)), true
+	return npsOf(int64(len(scores)), pro, det)
+}
+
+// npsOf is NPS from the counts: n answers, pro promoters, det detractors.
+func npsOf(n, pro, det int64) (float64, bool) {
+	if n == 0 {
+		return 0, false
+	}
+	return 100 * float64(pro-det) / float64(n), true
 }
