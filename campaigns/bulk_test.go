@@ -14,6 +14,7 @@ import (
 
 	"github.com/rapport/rapport/campaigns"
 	"github.com/rapport/rapport/campaigns/campaignstest"
+	"github.com/rapport/rapport/config"
 )
 
 // schemaOf lists customers' and the ledger's indexes and constraints, and
@@ -196,6 +197,33 @@ func TestLedgerIsReadByCustomerThroughAnIndexOnPostgres(t *testing.T) {
 		text := strings.Join(plan, "\n")
 		require.Contains(t, text, "Index Cond: (customer_id = ", "%s:\n%s", q, text)
 	}
+}
+
+// A campaign's promotions (its page's funnel and ROI, the ROI report) are
+// read from the campaigns' own ledger rows, not from every row: a seed or
+// an import writes a million that are no campaign's.
+func TestPromotionsAreReadThroughTheCampaignIndex(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		q := campaigns.PromotionsSQL(s.DB(), []string{campaigns.CampaignSource(1), campaigns.CampaignSource(2)})
+		var plan []string
+		if s.Dialect() == config.Postgres {
+			require.NoError(t, s.DB().Transaction(func(tx *gorm.DB) error {
+				// As above: a sequential scan only where no index serves.
+				if err := tx.Exec("SET LOCAL enable_seqscan = off").Error; err != nil {
+					return err
+				}
+				return tx.Raw("EXPLAIN " + q).Scan(&plan).Error
+			}))
+		} else {
+			var rows []struct{ Detail string }
+			require.NoError(t, s.DB().Raw("EXPLAIN QUERY PLAN "+q).Scan(&rows).Error)
+			for _, r := range rows {
+				plan = append(plan, r.Detail)
+			}
+		}
+		text := strings.Join(plan, "\n")
+		require.Contains(t, text, "level_ledger_campaign_idx", "%s:\n%s", q, text)
+	})
 }
 
 // The credit key's unique index holds only the rows that carry a key (a

@@ -3,6 +3,8 @@ package campaigns
 import (
 	"context"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // AnswerInput is one answer for SettleTogether.
@@ -90,3 +92,13 @@ func (s *Store) MintLinksAt(ctx context.Context, invitationID int64, kinds []str
 // SetWindowRows makes the ROI queries on SQLite take at most n runs'
 // windows each, so tests reach the chunked paths with a few campaigns.
 func (s *Store) SetWindowRows(n int) { s.windowRows = n }
+
+// PromotionsSQL is the SQL promotedBy runs for these campaign sources.
+func PromotionsSQL(db *gorm.DB, sources []string) string {
+	var rows []struct {
+		Source string
+		N      int64
+	}
+	st := promotedQuery(db.Session(&gorm.Session{DryRun: true}), sources).Scan(&rows).Statement
+	return db.Dialector.Explain(st.SQL.String(), st.Vars...)
+}
