@@ -2,10 +2,13 @@ package campaigns
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 	"gorm.io/gorm"
+
+	"github.com/rapport/rapport/config"
 )
 
 // DefaultMinSpendCents is the floor the campaign builder starts from: a
@@ -131,7 +134,9 @@ func (s *Store) PreviewAudience(ctx context.Context, f Filter, sample int) (Audi
 	// at once the preview waits for the slower one, not for both.
 	var g errgroup.Group
 	g.Go(func() error {
-		return f.apply(s.db.WithContext(ctx).Model(&Customer{}), now).Count(&p.Count).Error
+		return s.serially(ctx, func(db *gorm.DB) error {
+			return f.apply(db.Model(&Customer{}), now).Count(&p.Count).Error
+		})
 	})
 	g.Go(func() error {
 		db := s.db.WithContext(ctx)
@@ -148,6 +153,25 @@ func (s *Store) PreviewAudience(ctx context.Context, f Filter, sample int) (Audi
 		p.Sample = []Customer{}
 	}
 	return p, nil
+}
+
+// serially runs fn without parallel workers on PostgreSQL. A count over
+// the audience index with a list of metros and of levels is planned in
+// parallel once it reaches a few hundred thousand customers, and
+// PostgreSQL 15's parallel index scan steps through those lists'
+// combinations in lockstep, each process waiting for the others at every
+// step: such a count took 51-178 ms in parallel against 29-36 ms alone on
+// an idle machine (1M customers, psql).
+func (s *Store) serially(ctx context.Context, fn func(db *gorm.DB) error) error {
+	if s.dialect != config.Postgres {
+		return fn(s.db.WithContext(ctx))
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec("SET LOCAL max_parallel_workers_per_gather = 0").Error; err != nil {
+			return err
+		}
+		return fn(tx)
+	}, &sql.TxOptions{ReadOnly: true})
 }
 
 // AudienceSQL returns the SQL of the audience count, for EXPLAIN in tests

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
 
 	"github.com/rapport/rapport/campaigns"
 	"github.com/rapport/rapport/campaigns/campaignstest"
@@ -382,6 +384,37 @@ func TestAudienceUsesAnIndexOnPostgres(t *testing.T) {
 	require.NoError(t, s.DB().Raw("SELECT unnest(reloptions) FROM pg_class WHERE oid = 'customers'::regclass").Scan(&opts).Error)
 	require.Contains(t, opts, "autovacuum_vacuum_scale_factor=0.005")
 	require.Contains(t, opts, "autovacuum_vacuum_insert_scale_factor=0.005")
+}
+
+// On PostgreSQL the preview counts without parallel workers (Store.serially:
+// over a large audience, PostgreSQL 15's parallel scan of the audience
+// index took twice as long), and only that count: the pool's sessions keep
+// the server's setting for everything else.
+func TestPreviewCountsWithoutParallelWorkersOnPostgres(t *testing.T) {
+	s := campaignstest.Open(t, campaignstest.Postgres)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var during []string
+	require.NoError(t, s.DB().Callback().Query().After("gorm:query").Register("test:parallel", func(db *gorm.DB) {
+		if db.Statement.Table != "customers" || !strings.Contains(db.Statement.SQL.String(), "count(") {
+			return
+		}
+		var v string
+		if err := db.Statement.ConnPool.QueryRowContext(db.Statement.Context, "SHOW max_parallel_workers_per_gather").Scan(&v); err != nil {
+			v = err.Error()
+		}
+		mu.Lock()
+		during = append(during, v)
+		mu.Unlock()
+	}))
+	_, err := s.PreviewAudience(ctx, campaigns.Filter{Metros: []string{"Chicago"}}, 3)
+	require.NoError(t, err)
+	mu.Lock()
+	require.Equal(t, []string{"0"}, during)
+	mu.Unlock()
+	var after string
+	require.NoError(t, s.DB().Raw("SHOW max_parallel_workers_per_gather").Scan(&after).Error)
+	require.NotEqual(t, "0", after)
 }
 
 // The search finds customers as they are now: after a rename (by the API
