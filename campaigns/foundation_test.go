@@ -393,6 +393,11 @@ func TestAudienceUsesAnIndexOnPostgres(t *testing.T) {
 func TestPreviewCountsWithoutParallelWorkersOnPostgres(t *testing.T) {
 	s := campaignstest.Open(t, campaignstest.Postgres)
 	ctx := context.Background()
+	var before string
+	require.NoError(t, s.DB().Raw("SHOW max_parallel_workers_per_gather").Scan(&before).Error)
+	if before == "0" {
+		t.Skip("this server plans nothing in parallel")
+	}
 	var mu sync.Mutex
 	var during []string
 	require.NoError(t, s.DB().Callback().Query().After("gorm:query").Register("test:parallel", func(db *gorm.DB) {
@@ -414,7 +419,7 @@ func TestPreviewCountsWithoutParallelWorkersOnPostgres(t *testing.T) {
 	mu.Unlock()
 	var after string
 	require.NoError(t, s.DB().Raw("SHOW max_parallel_workers_per_gather").Scan(&after).Error)
-	require.NotEqual(t, "0", after)
+	require.Equal(t, before, after)
 }
 
 // The search finds customers as they are now: after a rename (by the API

@@ -257,3 +257,95 @@ func TestROIReportKeepsCancelledCampaignsWithCosts(t *testing.T) {
 		require.Zero(t, total)
 	})
 }
+
+// The counts the report shows, over every run and by group, worked out by
+// hand: a gift's deliveries (or sends, where none were delivered) and an
+// event's attendees count the treated alone, never the holdout; NPS counts
+// every answer given and skips the unanswered; the campaign's page and the
+// report agree.
+func TestROICountsEveryRunAndOnlyTheTreated(t *testing.T) {
+	campaignstest.Each(t, func(t *testing.T, s *campaigns.Store) {
+		ctx := context.Background()
+		cu := addCustomers(t, s, 8, fmt.Sprintf("roicount%d-", time.Now().UnixNano()%1_000_000))
+		t0 := time.Now().UTC().Add(-20 * 24 * time.Hour).Truncate(time.Second)
+		at := func(d int) *time.Time { v := t0.Add(time.Duration(d) * 24 * time.Hour); return &v }
+		inv := func(who int64, run int, holdout bool, st campaigns.InvitationStatus, sent *time.Time, nps *int) campaigns.Invitation {
+			return campaigns.Invitation{CustomerID: who, Run: run, Holdout: holdout, Status: st, SentAt: sent, NPSScore: nps, NPSAt: sent}
+		}
+		gift := sentGift(t, s, "Counted gift", 30, []campaigns.Invitation{
+			inv(cu[0], 1, false, campaigns.InvDelivered, at(0), ptr(10)),
+			inv(cu[1], 1, false, campaigns.InvSent, at(0), ptr(6)),
+			inv(cu[2], 1, true, campaigns.InvDelivered, nil, nil), // held out, yet marked delivered: not a gift
+			inv(cu[3], 2, false, campaigns.InvDelivered, at(2), ptr(8)),
+			inv(cu[4], 2, false, campaigns.InvDelivered, at(2), nil), // never answered
+			inv(cu[5], 2, false, campaigns.InvFailed, at(2), nil),
+			inv(cu[6], 3, false, campaigns.InvDelivered, at(4), ptr(3)),
+			inv(cu[7], 3, true, campaigns.InvPending, nil, nil),
+		})
+		sentOnly := sentGift(t, s, "No delivery events", 30, []campaigns.Invitation{
+			inv(cu[0], 1, false, campaigns.InvSent, at(1), nil),
+			inv(cu[1], 1, false, campaigns.InvSent, at(1), nil),
+			inv(cu[2], 2, false, campaigns.InvFailed, at(3), nil),
+			inv(cu[3], 2, true, campaigns.InvPending, nil, nil),
+		})
+		ev, err := s.CreateCampaign(ctx, campaigns.CampaignInput{Kind: campaigns.KindEvent, Name: "Counted evening", TimeZone: "UTC",
+			Event: &campaigns.EventFields{Venue: "Museum", StartsAt: at(5), EndsAt: at(6), Capacity: 50}}, "t")
+		require.NoError(t, err)
+		require.NoError(t, s.DB().Table("campaigns").Where("id = ?", ev.ID).Update("status", campaigns.StatusSent).Error)
+		var evInvs []campaigns.Invitation
+		for i, x := range []struct {
+			run               int
+			holdout, attended bool
+			nps               *int
+		}{{1, false, true, ptr(9)}, {1, false, true, ptr(9)}, {1, false, false, nil},
+			{1, true, true, nil}, // held out, yet marked attended (before 81faaac): not an attendee
+			{2, false, true, nil}, {2, false, false, ptr(2)}} {
+			v := inv(cu[i], x.run, x.holdout, campaigns.InvDelivered, at(1), x.nps)
+			if x.holdout {
+				v.Status, v.SentAt = campaigns.InvPending, nil
+			}
+			v.CampaignID, v.Attended, v.RSVP, v.Email = ev.ID, x.attended, "none", fmt.Sprint(cu[i], "@x")
+			v.CreatedAt, v.UpdatedAt = t0, t0
+			evInvs = append(evInvs, v)
+		}
+		require.NoError(t, s.DB().Create(&evInvs).Error)
+
+		want := map[int64]struct {
+			attendees, gifts int64
+			basis            string
+			nps              *float64
+			answers          int
+		}{
+			// Gifts: delivered, not held out, in runs 1-3. NPS: 10, 6, 8, 3.
+			gift.ID: {gifts: 4, basis: "delivered", nps: ptr(100 * float64(1-2) / 4), answers: 4},
+			// Nothing delivered: the sends count.
+			sentOnly.ID: {gifts: 2, basis: "sent (no delivery events received)"},
+			// Attended, not held out, in runs 1-2. NPS: 9, 9, 2.
+			ev.ID: {attendees: 3, nps: ptr(100 * float64(2-1) / 3), answers: 3},
+		}
+		report, err := s.ROIReport(ctx, t0.Add(-time.Hour), time.Now())
+		require.NoError(t, err)
+		inReport := map[int64]campaigns.ROI{}
+		for _, r := range report {
+			inReport[r.CampaignID] = r
+		}
+		for id, w := range want {
+			one, err := s.CampaignROI(ctx, id)
+			require.NoError(t, err)
+			r, ok := inReport[id]
+			require.True(t, ok, "campaign %d is in the report", id)
+			for _, got := range []campaigns.ROI{*one, r} {
+				require.Equal(t, w.attendees, got.Attendees, "campaign %d", id)
+				require.Equal(t, w.gifts, got.Gifts, "campaign %d", id)
+				require.Equal(t, w.basis, got.GiftsBasis, "campaign %d", id)
+				require.Equal(t, w.answers, got.NPSAnswers, "campaign %d", id)
+				if w.nps == nil {
+					require.Nil(t, got.NPS, "campaign %d", id)
+				} else {
+					require.NotNil(t, got.NPS, "campaign %d", id)
+					require.InDelta(t, *w.nps, *got.NPS, 1e-9, "campaign %d", id)
+				}
+			}
+		}
+	})
+}
