@@ -794,7 +794,9 @@ func (s *Store) countCustomers(q *gorm.DB, reuse bool) (int64, error) {
 		return c.n, nil
 	}
 	var n int64
-	if err := q.Session(&gorm.Session{}).Count(&n).Error; err != nil {
+	if err := s.withoutParallelIndexScans(q.Statement.Context, func(db *gorm.DB) error {
+		return db.Raw(stmt.SQL.String(), stmt.Vars...).Scan(&n).Error
+	}); err != nil {
 		return 0, err
 	}
 	s.countsMu.Lock()
