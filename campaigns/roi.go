@@ -694,6 +694,21 @@ func (s *Store) ROIReportWithTotal(ctx context.Context, from, to time.Time) ([]R
 	return rows, total, g.Wait()
 }
 
+// mergedWindowsTotalSQL follows the windows g(customer_id, lo, hi): each
+// customer's windows are merged where they overlap or touch (a window
+// starts a stretch of its own unless it starts before the ones ahead of it
+// end), so that no purchase is inside two stretches, and each stretch's
+// purchases are summed through the purchases index, customers in order
+// (as in windowRevenue). Against a semi-join of every purchase to the
+// windows, 1,000 campaigns x 1M purchases in psql: 428-454 -> 278-354 ms.
+const mergedWindowsTotalSQL = `, x AS (SELECT customer_id, lo, hi, CASE WHEN lo <= max(hi) OVER (PARTITION BY customer_id
+		ORDER BY lo, hi ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) THEN 0 ELSE 1 END AS starts FROM g),
+	m AS MATERIALIZED (SELECT customer_id, min(lo) AS lo, max(hi) AS hi FROM (SELECT customer_id, lo, hi,
+			sum(starts) OVER (PARTITION BY customer_id ORDER BY lo, hi ROWS UNBOUNDED PRECEDING) AS stretch FROM x) y
+		GROUP BY customer_id, stretch ORDER BY customer_id)
+	SELECT coalesce(sum(p.cents), 0) FROM m CROSS JOIN LATERAL (SELECT sum(amount_cents) AS cents FROM purchases
+		WHERE customer_id = m.customer_id AND purchased_at >= m.lo AND purchased_at < m.hi) p`
+
 // attributedTotal is the sum of the distinct purchases inside any window.
 func (s *Store) attributedTotal(ctx context.Context, ws []roiWindow) (int64, error) {
 	db, done, err := s.revenueDB(ctx)
@@ -703,13 +718,15 @@ func (s *Store) attributedTotal(ctx context.Context, ws []roiWindow) (int64, err
 	defer done()
 	// Each treated guest's window and each referred customer's, then the
 	// purchases inside one or more of them.
-	in := func(q windowSQL, sel string) string {
+	windows := func(q windowSQL) string {
 		return q.cte + q.referredSQL() + `, g(customer_id, lo, hi) AS (
 			SELECT i.customer_id, ` + q.lo + `, ` + q.hi + ` FROM invitations i
 			JOIN w ON w.campaign_id = i.campaign_id AND w.run = i.run WHERE NOT i.holdout AND ` + q.treated("w") + `
 			UNION ALL
-			SELECT rc.customer_id, wc.cfrom, wc.cto FROM rc JOIN wc ON wc.campaign_id = rc.campaign_id)
-		SELECT ` + sel + ` FROM purchases p WHERE EXISTS (SELECT 1 FROM g
+			SELECT rc.customer_id, wc.cfrom, wc.cto FROM rc JOIN wc ON wc.campaign_id = rc.campaign_id)`
+	}
+	in := func(q windowSQL, sel string) string {
+		return windows(q) + ` SELECT ` + sel + ` FROM purchases p WHERE EXISTS (SELECT 1 FROM g
 			WHERE g.customer_id = p.customer_id AND p.purchased_at >= g.lo AND p.purchased_at < g.hi)`
 	}
 	chunks := s.windowChunks(ws, len(ws))
@@ -718,8 +735,12 @@ func (s *Store) attributedTotal(ctx context.Context, ws []roiWindow) (int64, err
 		if !ok {
 			return 0, nil
 		}
+		query := in(q, "coalesce(sum(p.amount_cents), 0)")
+		if s.dialect == config.Postgres {
+			query = windows(q) + mergedWindowsTotalSQL
+		}
 		var total int64
-		err := db.Raw(in(q, "coalesce(sum(p.amount_cents), 0)"), q.args...).Scan(&total).Error
+		err := db.Raw(query, q.args...).Scan(&total).Error
 		return total, err
 	}
 	// SQLite, past its parameter limit: the purchases of each chunk, each
