@@ -630,7 +630,7 @@ func (s *Store) listCustomers(db *gorm.DB, q CustomerQuery, sort, term string) (
 		}
 	}
 	page := CustomerPage{Page: q.Page, PerPage: q.PerPage}
-	total, err := s.countCustomers(counted, q.After != "" || q.Before != "")
+	total, err := s.countCustomers(counted, q.After != "" || q.Before != "", term == "")
 	if err != nil {
 		return page, err
 	}
@@ -784,7 +784,11 @@ func decodeCursor(s, sort string) (any, int64, error) {
 // countCustomers counts a filtered list. At a million customers a count
 // takes tens of milliseconds, so while someone walks the pages of a list
 // (reuse) the count made for its earlier pages serves for a few seconds.
-func (s *Store) countCustomers(q *gorm.DB, reuse bool) (int64, error) {
+// Without a search term it plans no parallel index scan (see
+// withoutParallelIndexScans); a search's count keeps the planner's choice,
+// which read a term every customer matches in 214-252 ms, and without
+// parallel index scans 360-613 ms.
+func (s *Store) countCustomers(q *gorm.DB, reuse, plain bool) (int64, error) {
 	stmt := q.Session(&gorm.Session{DryRun: true}).Count(new(int64)).Statement
 	key := stmt.SQL.String() + fmt.Sprint(stmt.Vars...)
 	s.countsMu.Lock()
@@ -794,9 +798,14 @@ func (s *Store) countCustomers(q *gorm.DB, reuse bool) (int64, error) {
 		return c.n, nil
 	}
 	var n int64
-	if err := s.withoutParallelIndexScans(q.Statement.Context, func(db *gorm.DB) error {
-		return db.Raw(stmt.SQL.String(), stmt.Vars...).Scan(&n).Error
-	}); err != nil {
+	count := func(db *gorm.DB) error { return db.Raw(stmt.SQL.String(), stmt.Vars...).Scan(&n).Error }
+	var err error
+	if plain {
+		err = s.withoutParallelIndexScans(q.Statement.Context, count)
+	} else {
+		err = count(q.Session(&gorm.Session{NewDB: true}))
+	}
+	if err != nil {
 		return 0, err
 	}
 	s.countsMu.Lock()
