@@ -798,12 +798,17 @@ func (s *Store) countCustomers(q *gorm.DB, reuse, plain bool) (int64, error) {
 		return c.n, nil
 	}
 	var n int64
-	count := func(db *gorm.DB) error { return db.Raw(stmt.SQL.String(), stmt.Vars...).Scan(&n).Error }
 	var err error
-	if plain {
-		err = s.withoutParallelIndexScans(q.Statement.Context, count)
+	if _, inTx := q.Statement.ConnPool.(gorm.TxCommitter); plain && !inTx {
+		err = s.withoutParallelIndexScans(q.Statement.Context, func(tx *gorm.DB) error {
+			// q's own statement, on the transaction's connection (a
+			// Session with a context clones the statement it changes).
+			c := q.Session(&gorm.Session{Context: q.Statement.Context})
+			c.Statement.ConnPool = tx.Statement.ConnPool
+			return c.Count(&n).Error
+		})
 	} else {
-		err = count(q.Session(&gorm.Session{NewDB: true}))
+		err = q.Session(&gorm.Session{}).Count(&n).Error
 	}
 	if err != nil {
 		return 0, err

@@ -697,14 +697,15 @@ func (s *Store) ROIReportWithTotal(ctx context.Context, from, to time.Time) ([]R
 // mergedWindowsTotalSQL follows the windows g(customer_id, lo, hi): each
 // customer's windows are merged where they overlap or touch (a window
 // starts a stretch of its own unless it starts before the ones ahead of it
-// end), so that no purchase is inside two stretches, and each stretch's
+// end; identical windows share a stretch, the running sum being over
+// peers too), so that no purchase is inside two stretches, and each stretch's
 // purchases are summed through the purchases index, customers in order
 // (as in windowRevenue). Against a semi-join of every purchase to the
 // windows, 1,000 campaigns x 1M purchases in psql: 428-454 -> 278-354 ms.
 const mergedWindowsTotalSQL = `, x AS (SELECT customer_id, lo, hi, CASE WHEN lo <= max(hi) OVER (PARTITION BY customer_id
 		ORDER BY lo, hi ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) THEN 0 ELSE 1 END AS starts FROM g),
 	m AS MATERIALIZED (SELECT customer_id, min(lo) AS lo, max(hi) AS hi FROM (SELECT customer_id, lo, hi,
-			sum(starts) OVER (PARTITION BY customer_id ORDER BY lo, hi ROWS UNBOUNDED PRECEDING) AS stretch FROM x) y
+			sum(starts) OVER (PARTITION BY customer_id ORDER BY lo, hi) AS stretch FROM x) y
 		GROUP BY customer_id, stretch ORDER BY customer_id)
 	SELECT coalesce(sum(p.cents), 0) FROM m CROSS JOIN LATERAL (SELECT sum(amount_cents) AS cents FROM purchases
 		WHERE customer_id = m.customer_id AND purchased_at >= m.lo AND purchased_at < m.hi) p`

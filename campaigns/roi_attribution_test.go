@@ -269,35 +269,47 @@ func TestROIReportTotalMergesEachCustomersWindows(t *testing.T) {
 		a, b := ids[0], ids[1]
 		t0 := time.Now().UTC().Add(-40 * 24 * time.Hour).Truncate(time.Second)
 		day := func(d float64) time.Time { return t0.Add(time.Duration(d * float64(24*time.Hour))) }
-		gift := func(name string, sent float64, days int, who ...int64) {
+		gift := func(name string, sent float64, days int, who ...int64) *campaigns.Campaign {
 			at := day(sent)
 			var invs []campaigns.Invitation
 			for _, c := range who {
 				invs = append(invs, campaigns.Invitation{CustomerID: c, Run: 1, Status: campaigns.InvDelivered, SentAt: &at})
 			}
-			sentGift(t, s, name, days, invs)
+			return sentGift(t, s, name, days, invs)
 		}
-		gift("G1", 0, 10, a, b)                   // [0, 10)
-		gift("G2", 5, 10, a)                      // [5, 15): overlaps G1
-		gift("G3", 15, 3, a)                      // [15, 18): starts where G2 ends
-		gift("G4", 25, 2, a)                      // [25, 27): apart
-		gift("G5", 6, 1, a)                       // [6, 7): inside G1 and G2
-		recordBuy(t, s, "M-1", a, 100, day(1))    // G1
-		recordBuy(t, s, "M-2", a, 200, day(6.5))  // G1, G2 and G5: once
-		recordBuy(t, s, "M-3", a, 400, day(15))   // G3 (G2 has ended)
-		recordBuy(t, s, "M-4", a, 800, day(20))   // between G3 and G4
-		recordBuy(t, s, "M-5", a, 1600, day(26))  // G4
-		recordBuy(t, s, "M-6", a, 3200, day(27))  // G4's end: outside
-		recordBuy(t, s, "M-7", a, 6400, day(-1))  // before any
-		recordBuy(t, s, "M-8", b, 10000, day(2))  // G1
-		recordBuy(t, s, "M-9", b, 20000, day(26)) // B had no G4
+		g1 := gift("G1", 0, 10, a, b) // [0, 10)
+		gift("G2", 5, 10, a)          // [5, 15): overlaps G1
+		gift("G3", 15, 3, a)          // [15, 18): starts where G2 ends
+		gift("G4", 25, 2, a)          // [25, 27): apart
+		gift("G4 again", 25, 2, a)    // the same window twice
+		gift("G5", 6, 1, a)           // [6, 7): inside G1 and G2
+		// Rae, referred at G1 (its span, [0, 10)), is also a guest of G6.
+		in := campaigns.ReferralInput{ReferrerID: b, CampaignID: &g1.ID}
+		in.Referred.Name, in.Referred.Email = "Rae", "rae@example.com"
+		r, _, err := s.RecordReferral(ctx, in, nil)
+		require.NoError(t, err)
+		rae := r.ReferredCustomerID
+		gift("G6", 3, 5, rae) // [3, 8)
+
+		recordBuy(t, s, "M-1", a, 100, day(1))      // G1
+		recordBuy(t, s, "M-2", a, 200, day(6.5))    // G1, G2 and G5: once
+		recordBuy(t, s, "M-3", a, 400, day(15))     // G3 (G2 has ended)
+		recordBuy(t, s, "M-4", a, 800, day(20))     // between G3 and G4
+		recordBuy(t, s, "M-5", a, 1600, day(26))    // G4, twice over: once
+		recordBuy(t, s, "M-6", a, 3200, day(27))    // G4's end: outside
+		recordBuy(t, s, "M-7", a, 6400, day(-1))    // before any
+		recordBuy(t, s, "M-8", b, 10000, day(2))    // G1
+		recordBuy(t, s, "M-9", b, 20000, day(26))   // B had no G4
+		recordBuy(t, s, "M-10", rae, 50, day(4))    // referred at G1 and G6's guest: once
+		recordBuy(t, s, "M-11", rae, 25, day(9))    // referred at G1 only
+		recordBuy(t, s, "M-12", rae, 12, day(11.5)) // neither
 
 		for _, rows := range []int{0, 1} {
 			s.SetWindowRows(rows) // 1: each campaign's windows in a query of their own on SQLite
 			report, total, err := s.ROIReportWithTotal(ctx, t0.Add(-time.Hour), time.Now())
 			require.NoError(t, err)
-			require.Len(t, report, 5)
-			require.EqualValues(t, 100+200+400+1600+10000, total)
+			require.Len(t, report, 7)
+			require.EqualValues(t, 100+200+400+1600+10000+50+25, total)
 		}
 	})
 }
