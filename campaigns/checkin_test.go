@@ -223,17 +223,7 @@ func TestUndoneCheckInIsNotAPromotion(t *testing.T) {
 		ctx := context.Background()
 		ids := addCustomers(t, s, 3, "undo-")
 		require.NoError(t, s.DB().Exec("UPDATE customers SET level = 3 WHERE id IN ?", ids).Error)
-		c := startCampaign(t, s, eventInput("Undo"))
-		cl, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "w", BatchID: "b", Limit: 1000, Lease: time.Minute, CancelBy: time.Now().Add(time.Hour)})
-		require.NoError(t, err)
-		var inv []int64
-		for _, x := range cl {
-			inv = append(inv, x.ID)
-		}
-		_, err = s.SettleSent(ctx, campaigns.QueueInvitations, "w", "b", inv, "m", true)
-		require.NoError(t, err)
-		c, err = s.Campaign(ctx, c.ID)
-		require.NoError(t, err)
+		c, cl := sendAll(t, s, startCampaign(t, s, eventInput("Undo")))
 
 		before, err := s.Funnel(ctx, c)
 		require.NoError(t, err)

@@ -31,6 +31,15 @@ func sentEvent(t *testing.T, s *campaigns.Store, n, capacity, guests int) (*camp
 	require.NoError(t, err)
 	_, err = s.Start(ctx, c.ID)
 	require.NoError(t, err)
+	return sendAll(t, s, c)
+}
+
+// sendAll claims a started campaign's invitations (up to 1,000) and
+// settles them as sent, as a worker would: it returns the campaign as it
+// is then and the claims.
+func sendAll(t *testing.T, s *campaigns.Store, c *campaigns.Campaign) (*campaigns.Campaign, []campaigns.Claim) {
+	t.Helper()
+	ctx := context.Background()
 	cl, err := s.Claim(ctx, c.ID, campaigns.ClaimOptions{Worker: "w", BatchID: "b", Limit: 1000, Lease: time.Minute, CancelBy: time.Now().Add(time.Hour)})
 	require.NoError(t, err)
 	var ids []int64
