@@ -68,7 +68,8 @@ func (f Filter) Validate() error {
 // unsubscribed, bounced or reported spam are never in an audience.
 func (f Filter) apply(q *gorm.DB, now time.Time) *gorm.DB {
 	q = q.Where("consent_state = ?", Subscribed)
-	if keys := metroKeys(f.Metros); len(keys) > 0 {
+	keys := metroKeys(f.Metros)
+	if len(keys) > 0 {
 		q = q.Where("metro_key IN ?", keys)
 	}
 	if f.MinSpendCents != nil {
@@ -77,7 +78,16 @@ func (f Filter) apply(q *gorm.DB, now time.Time) *gorm.DB {
 	if f.MaxSpendCents != nil {
 		q = q.Where("annual_spend_cents <= ?", *f.MaxSpendCents)
 	}
-	if levels := f.levels(); levels != nil {
+	levels := f.levels()
+	if levels == nil && len(keys) > 0 {
+		// Every level, listed: the audience index leads with metro and
+		// level, so only with both bound is each (metro, level) pair one
+		// range of spend. Without, the count read all of each metro, or
+		// every spend above the floor in the spend index (PostgreSQL, 1M
+		// customers, 2 metros over $13,055: 17.1 → 3.5 ms).
+		levels = levelRange(int(LevelRecord), int(LevelFriend))
+	}
+	if levels != nil {
 		q = q.Where("level IN ?", levels)
 	}
 	if len(f.OwnerIDs) > 0 {
@@ -106,6 +116,11 @@ func (f Filter) levels() []int {
 	if lo == int(LevelRecord) && hi == int(LevelFriend) {
 		return nil
 	}
+	return levelRange(lo, hi)
+}
+
+// levelRange lists the levels lo to hi.
+func levelRange(lo, hi int) []int {
 	levels := make([]int, 0, max(hi-lo+1, 0))
 	for l := lo; l <= hi; l++ {
 		levels = append(levels, l)

@@ -378,6 +378,16 @@ func TestAudienceUsesAnIndexOnPostgres(t *testing.T) {
 	require.Regexp(t, `Index Cond: \(\(metro_key = ANY .*\) AND \(level = ANY .*\) AND \(annual_spend_cents >= `, text)
 	require.NotContains(t, text, "Seq Scan on customers")
 
+	// With metros and no level range, every level is listed, so the
+	// (metro, level) pairs still bound the spend ranges read.
+	f = campaigns.Filter{Metros: []string{"Chicago", "Evanston"}, MinSpendCents: &min}
+	plan = nil
+	require.NoError(t, s.DB().Raw("EXPLAIN "+s.AudienceSQL(f)).Scan(&plan).Error)
+	text = strings.Join(plan, "\n")
+	t.Log(text)
+	require.Regexp(t, `(Index Only Scan using|Bitmap Index Scan on) customers_audience_metro_idx`, text)
+	require.Regexp(t, `Index Cond: \(\(metro_key = ANY .*\) AND \(level = ANY .*\) AND \(annual_spend_cents >= `, text)
+
 	// That index answers alone only while the visibility map is kept up:
 	// customers is vacuumed after 0.5% of it changes, not 20%.
 	var opts []string
