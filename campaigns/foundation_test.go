@@ -333,6 +333,8 @@ func TestAudienceFilter(t *testing.T) {
 			{"everyone contactable", campaigns.Filter{}, 5},
 			{"default floor", campaigns.Filter{MinSpendCents: i64(campaigns.DefaultMinSpendCents)}, 4},
 			{"metros any case and spaces", campaigns.Filter{Metros: []string{" CHICAGO ", "evanston"}}, 4},
+			{"metros and a spend floor, every level", campaigns.Filter{Metros: []string{"Chicago", "Evanston"}, MinSpendCents: i64(30000)}, 3},
+			{"a metro and a spend ceiling", campaigns.Filter{Metros: []string{"Chicago"}, MaxSpendCents: i64(100000)}, 3},
 			{"spend range", campaigns.Filter{MinSpendCents: i64(50000), MaxSpendCents: i64(90000)}, 3},
 			{"levels", campaigns.Filter{MinLevel: i(2), MaxLevel: i(6)}, 3},
 			{"levels from", campaigns.Filter{MinLevel: i(4)}, 3},

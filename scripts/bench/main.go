@@ -7,7 +7,8 @@
 //	bench http BASE TOKEN EMAIL PW   audience preview and customer list timings
 //	bench links BASE TOKEN DIR       an event for ~5,000 guests, sent and each answered yes once; wrk scripts in DIR
 //	bench webhook BASE DIR CAMPAIGN  signed event batches of 1,000: events/s, dedup
-//	bench pages BASE EMAIL PW        every page, as an admin: the slowest
+//	bench pages BASE EMAIL PW        every page, as an admin: the slowest (and each page's on stderr)
+//	bench bare                       a bare Fiber endpoint on a free port, whose address it prints
 package main
 
 import (
@@ -16,9 +17,9 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"github.com/gofiber/fiber/v2"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -31,6 +32,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gofiber/fiber/v2"
 
 	"github.com/rapport/rapport/jobs/sendgridfake"
 )
@@ -59,7 +62,7 @@ func main() {
 	case "pages":
 		pages(arg(a, 0), arg(a, 1), arg(a, 2))
 	case "bare":
-		bare(arg(a, 0))
+		bare()
 	default:
 		fail("unknown command " + os.Args[1])
 	}
@@ -436,6 +439,7 @@ func pages(base, email, password string) {
 			resp.Body.Close()
 			d := time.Since(t0)
 			if resp.StatusCode == http.StatusNotFound {
+				slowest = -1
 				break // no campaign 1 on this database
 			}
 			if resp.StatusCode != 200 {
@@ -447,7 +451,11 @@ func pages(base, email, password string) {
 			}
 		}
 		// Each page's slowest on stderr, to read beside the worst.
-		fmt.Fprintf(os.Stderr, "  %-40s %7.1f ms\n", p, ms(slowest))
+		if slowest < 0 {
+			fmt.Fprintf(os.Stderr, "  %-40s not found, skipped\n", p)
+		} else {
+			fmt.Fprintf(os.Stderr, "  %-40s %7.1f ms\n", p, ms(slowest))
+		}
 	}
 	fmt.Printf("pages_worst_ms=%.1f\npages_worst='%s'\n", ms(worst), worstPage)
 }
@@ -459,10 +467,14 @@ func runPSQL(db, query string) (string, error) {
 }
 
 // bare serves a bare Fiber endpoint (GET /plaintext answers "ok": no
-// middleware, no database) until killed: the yardstick the RSVP and
-// check-in rows are read beside, measured on the same cores in the same run.
-func bare(addr string) {
+// middleware, no database) on a free loopback port, whose address it
+// prints first, until killed: the yardstick the RSVP and check-in rows are
+// read beside, measured on the same cores in the same run.
+func bare() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	fmt.Println(ln.Addr())
 	f := fiber.New(fiber.Config{DisableStartupMessage: true})
 	f.Get("/plaintext", func(c *fiber.Ctx) error { return c.SendString("ok") })
-	check(f.Listen(addr))
+	check(f.Listener(ln))
 }
