@@ -380,8 +380,9 @@ func TestAudienceUsesAnIndexOnPostgres(t *testing.T) {
 	require.Regexp(t, `Index Cond: \(\(metro_key = ANY .*\) AND \(level = ANY .*\) AND \(annual_spend_cents >= `, text)
 	require.NotContains(t, text, "Seq Scan on customers")
 
-	// With metros and no level range, every level is listed, so the
-	// (metro, level) pairs still bound the spend ranges read.
+	// With metros and a spend floor but no level range, the count lists
+	// every level, so the (metro, level) pairs still bound the spend
+	// ranges read.
 	f = campaigns.Filter{Metros: []string{"Chicago", "Evanston"}, MinSpendCents: &min}
 	plan = nil
 	require.NoError(t, s.DB().Raw("EXPLAIN "+s.AudienceSQL(f)).Scan(&plan).Error)
