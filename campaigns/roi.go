@@ -70,7 +70,7 @@ type roiWindow struct {
 	from, to *time.Time
 	basis    string // attended, delivered, sent
 	runs     []runWindow
-	counts   guestCounts // over all runs
+	counts   runCounts // over all runs
 }
 
 // runWindow is one run's window. An event's is the event's (from its start
@@ -86,34 +86,34 @@ type runWindow struct {
 	days     int
 }
 
-// runRow is a run's first and last send (T: a time, or SQLite's text),
-// its delivered count and its guests' counts.
+// runRow is a run's first and last send (T: a time, or SQLite's text)
+// and its counts.
 type runRow[T any] struct {
 	CampaignID  int64
 	Run         int
 	First, Last T
-	Delivered   int64
-	// The treated group's attendees, deliveries and sends, and the survey
-	// answers (count, promoters 9-10, detractors 0-6).
-	Attended, TreatedDelivered, TreatedSent int64
-	NPSAnswers, NPSPromoters, NPSDetractors int64
+	Counts      runCounts `gorm:"embedded"`
 }
 
 type runSends = runRow[*time.Time]
 
-// guestCounts are a campaign's runs' counts, added up.
-type guestCounts struct {
-	attended, delivered, sent  int64
-	npsAnswers, npsPro, npsDet int64
+// runCounts are a run's delivered count (holdout included), its treated
+// group's attendees, deliveries and sends, and its survey answers (count,
+// promoters 9-10, detractors 0-6); added up, a campaign's.
+type runCounts struct {
+	Delivered                               int64
+	Attended, TreatedDelivered, TreatedSent int64
+	NPSAnswers, NPSPromoters, NPSDetractors int64
 }
 
-func (g *guestCounts) add(r runSends) {
-	g.attended += r.Attended
-	g.delivered += r.TreatedDelivered
-	g.sent += r.TreatedSent
-	g.npsAnswers += r.NPSAnswers
-	g.npsPro += r.NPSPromoters
-	g.npsDet += r.NPSDetractors
+func (g *runCounts) add(r runCounts) {
+	g.Delivered += r.Delivered
+	g.Attended += r.Attended
+	g.TreatedDelivered += r.TreatedDelivered
+	g.TreatedSent += r.TreatedSent
+	g.NPSAnswers += r.NPSAnswers
+	g.NPSPromoters += r.NPSPromoters
+	g.NPSDetractors += r.NPSDetractors
 }
 
 // runSendsSQL is what windows reads per run, in one pass over the
@@ -185,9 +185,7 @@ func (s *Store) windows(ctx context.Context, cs []Campaign) ([]roiWindow, error)
 			if err != nil {
 				return nil, err
 			}
-			sends = append(sends, runSends{CampaignID: r.CampaignID, Run: r.Run, First: first, Last: last, Delivered: r.Delivered,
-				Attended: r.Attended, TreatedDelivered: r.TreatedDelivered, TreatedSent: r.TreatedSent,
-				NPSAnswers: r.NPSAnswers, NPSPromoters: r.NPSPromoters, NPSDetractors: r.NPSDetractors})
+			sends = append(sends, runSends{CampaignID: r.CampaignID, Run: r.Run, First: first, Last: last, Counts: r.Counts})
 		}
 	}
 	byCampaign := map[int64][]runSends{}
@@ -201,7 +199,7 @@ func (s *Store) windows(ctx context.Context, cs []Campaign) ([]roiWindow, error)
 		w := roiWindow{c: c, basis: "attended"}
 		runs := byCampaign[c.ID]
 		for _, r := range runs {
-			w.counts.add(r)
+			w.counts.add(r.Counts)
 		}
 		if c.Kind == KindEvent {
 			if c.StartsAt != nil && c.EndsAt != nil {
@@ -216,7 +214,7 @@ func (s *Store) windows(ctx context.Context, cs []Campaign) ([]roiWindow, error)
 		}
 		var delivered int64
 		for _, r := range runs {
-			delivered += r.Delivered
+			delivered += r.Counts.Delivered
 			if r.First == nil {
 				continue // nothing of this run went out: no window
 			}
@@ -411,14 +409,14 @@ func (s *Store) roiCounts(ctx context.Context, ids []int64, ws []roiWindow, idx 
 	for i, w := range ws {
 		switch w.basis {
 		case "attended":
-			out[i].Attendees = w.counts.attended
+			out[i].Attendees = w.counts.Attended
 		case "delivered":
-			out[i].Gifts = w.counts.delivered
+			out[i].Gifts = w.counts.TreatedDelivered
 		case "sent":
-			out[i].Gifts = w.counts.sent
+			out[i].Gifts = w.counts.TreatedSent
 		}
-		if v, ok := npsOf(w.counts.npsAnswers, w.counts.npsPro, w.counts.npsDet); ok {
-			out[i].NPS, out[i].NPSAnswers = fptr(v), int(w.counts.npsAnswers)
+		if v, ok := npsOf(w.counts.NPSAnswers, w.counts.NPSPromoters, w.counts.NPSDetractors); ok {
+			out[i].NPS, out[i].NPSAnswers = fptr(v), int(w.counts.NPSAnswers)
 		}
 	}
 	db := s.db.WithContext(ctx)
@@ -736,9 +734,11 @@ func (s *Store) attributedTotal(ctx context.Context, ws []roiWindow) (int64, err
 		if !ok {
 			return 0, nil
 		}
-		query := in(q, "coalesce(sum(p.amount_cents), 0)")
+		var query string
 		if s.dialect == config.Postgres {
 			query = windows(q) + mergedWindowsTotalSQL
+		} else {
+			query = in(q, "coalesce(sum(p.amount_cents), 0)")
 		}
 		var total int64
 		err := db.Raw(query, q.args...).Scan(&total).Error

@@ -110,9 +110,6 @@ func NaiveROI(revenueCents, costCents int64) (float64, bool) {
 
 // NPS is % promoters (9–10) − % detractors (0–6), from −100 to 100.
 func NPS(scores []int) (float64, bool) {
-	if len(scores) == 0 {
-		return 0, false
-	}
 	var pro, det int64
 	for _, s := range scores {
 		switch {
