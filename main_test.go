@@ -228,6 +228,9 @@ func TestImportStoppedPartWaySaysWhatItStored(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, out.String(), "row 2 rejected: email:")
 	require.Regexp(t, `stopped after \d+ rows: inserted [1-9]\d*, updated 0, unchanged 0, rejected 1\n`, out.String())
+	// Exactly what is stored, even when the cancel caught a batch whose
+	// commit had reached the database.
+	require.Contains(t, out.String(), fmt.Sprintf("inserted %d, updated 0", customers()-1))
 	require.Contains(t, errb.String(), "run the import again to complete it")
 	require.Less(t, customers(), int64(200001), "it stopped before the end")
 }

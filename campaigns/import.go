@@ -350,6 +350,12 @@ func (s *Store) ImportCustomers(ctx context.Context, r io.Reader, opt ImportOpti
 			meta.fresh.rollback()
 			res.Inserted = 0
 			err = fmt.Errorf("%w; nothing was imported (a large first import is all or nothing)", err)
+		} else if n, cerr := s.createdBy(ctx, meta.Source); cerr == nil {
+			// A batch cut short may have committed all the same (its
+			// commit reached the database before the cancel did, and the
+			// answer was lost), so what this run created is counted from
+			// the ledger rows each batch writes with its customers.
+			res.Inserted = n
 		}
 		return res, s.abort(ctx, res, err)
 	}
@@ -502,6 +508,16 @@ func (s *Store) upsertRows(ctx context.Context, batch []CustomerInput, meta Upse
 		out[i] = r[0]
 	}
 	return out, nil
+}
+
+// createdBy counts the customers a source (an import run) created, from
+// their "created" ledger rows; ctx may already be cancelled.
+func (s *Store) createdBy(ctx context.Context, source string) (int64, error) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var n int64
+	err := s.db.WithContext(cctx).Model(&LedgerEntry{}).Where("source = ? AND rule = ?", source, RuleCreated).Count(&n).Error
+	return n, err
 }
 
 func (s *Store) saveProgress(ctx context.Context, im *Import, problems []RowProblem) error {
