@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -230,10 +231,30 @@ func sendWithWorkers(ctx context.Context, store *campaigns.Store, c *campaigns.C
 	// Where the two cores went: sending is only as fast as all three allow.
 	fmt.Printf("first request after %s; CPU: workers %s, PostgreSQL %s, this process (fake SendGrid, polling) %s\n",
 		first.Round(time.Millisecond), workerCPU.Round(time.Millisecond), pgCPU.Round(time.Millisecond), selfCPU.Round(time.Millisecond))
+	cpuBudget(n, el, workerCPU, pgCPU, selfCPU)
 	if len(per) != n || dups != 0 {
 		return fmt.Errorf("expected %d recipients once each", n)
 	}
 	return nil
+}
+
+// cpuBudget prints what the send cost the machine per 100,000 emails and
+// the most its cores allow at that cost: a send on one machine is only as
+// fast as the CPU of the workers, PostgreSQL and the fake together, so
+// more workers add speed only while cores are idle. The fake's share is
+// the bench's own (SendGrid runs elsewhere); the second ceiling leaves it
+// out. PostgreSQL's figure errs low (postgresCPU), so both err high.
+func cpuBudget(n int, el, workerCPU, pgCPU, fakeCPU time.Duration) {
+	total := workerCPU + pgCPU + fakeCPU
+	if n == 0 || total <= 0 {
+		return
+	}
+	per := func(d time.Duration) float64 { return d.Seconds() * 100000 / float64(n) }
+	cores := float64(runtime.NumCPU())
+	fmt.Printf("CPU per 100,000 emails: %.1f s (workers %.1f, PostgreSQL %.1f, fake %.1f); %.2f of %.0f cores busy; "+
+		"the cores allow at most %.0f emails/s, %.0f without the fake's share\n",
+		per(total), per(workerCPU), per(pgCPU), per(fakeCPU), total.Seconds()/el.Seconds(), cores,
+		cores*float64(n)/total.Seconds(), cores*float64(n)/(workerCPU+pgCPU).Seconds())
 }
 
 // procCPU is the user and system CPU time a process has used, from its
