@@ -1,10 +1,12 @@
 package campaigns_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -52,11 +54,17 @@ func TestFreshSeedPutsEveryIndexAndConstraintBack(t *testing.T) {
 	s.SetFreshLoadMin(100)
 	ctx := context.Background()
 	before := schemaOf(t, s)
+	var logs bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer slog.SetDefault(prev)
 
 	n, err := s.Seed(ctx, campaigns.SeedOptions{Customers: 2500, Metros: 4, Seed: 7, Actor: "t", Tag: "fresh"})
 	require.NoError(t, err)
 	require.Equal(t, 2500, n)
 	require.EqualValues(t, 1, s.FreshLoads(), "an empty table takes the fresh path")
+	// Its phases, in seconds (scripts/bench/run reads the rebuild's).
+	require.Regexp(t, `msg="bulk load committed" copy=[0-9.]+s ledger=[0-9.]+s rebuild=[0-9.]+s commit=[0-9.]+s`, logs.String())
 	require.Equal(t, before, schemaOf(t, s))
 	require.EqualValues(t, 2500, createdRowsMatch(t, s, "seed"))
 

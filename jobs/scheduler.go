@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -59,18 +60,24 @@ func (s *Scheduler) OnStop(f func()) { s.onStop = append(s.onStop, f) }
 // due while no worker ran is not left waiting for the first tick.
 func (s *Scheduler) Start() error {
 	l := cronLogger{s.log}
-	s.cron = cron.New(cron.WithLocation(time.UTC), cron.WithChain(cron.Recover(l), cron.SkipIfStillRunning(l)))
+	s.cron = cron.New(cron.WithLocation(time.UTC), cron.WithChain(cron.Recover(l)))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	for _, j := range s.jobs {
-		if _, err := s.cron.AddFunc(j.Spec, s.wrap(j)); err != nil {
+	// One wrapped run per job serves both cron and the run at once, so
+	// that a tick finding that run still going skips (cron's own
+	// SkipIfStillRunning saw only its ticks: a first tick draining a large
+	// send ran beside the next one, a worker sending with twice its
+	// SEND_CONCURRENCY).
+	runs := make([]func(), len(s.jobs))
+	for i, j := range s.jobs {
+		runs[i] = s.wrap(j)
+		if _, err := s.cron.AddFunc(j.Spec, runs[i]); err != nil {
 			return err
 		}
 	}
 	s.cron.Start()
-	for _, j := range s.jobs {
+	for _, run := range runs {
 		// Counted before the goroutine starts, so a Stop right after Start
 		// still waits for it.
-		run := s.wrap(j)
 		s.running.Add(1)
 		go func() {
 			defer s.running.Done()
@@ -82,7 +89,13 @@ func (s *Scheduler) Start() error {
 }
 
 func (s *Scheduler) wrap(j Job) func() {
+	var busy atomic.Bool
 	return func() {
+		if !busy.CompareAndSwap(false, true) {
+			s.log.Debug("job still running; tick skipped", "job", j.Name)
+			return
+		}
+		defer busy.Store(false)
 		s.running.Add(1)
 		defer s.running.Done()
 		defer func() {
